@@ -1,0 +1,6 @@
+namespace Memo.Benchmarks;
+
+public static class Program
+{
+    public static int Main(string[] args) => 0;
+}
