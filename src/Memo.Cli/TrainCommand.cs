@@ -1,0 +1,288 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Memo.Cpu;
+using Memo.Model;
+using Memo.Training;
+using Memo.Training.Data;
+using Spectre.Console;
+
+namespace Memo.Cli;
+
+/// <summary><c>memo train</c>: trains a model; with no arguments, the built-in default (a small llama on the recall task).</summary>
+internal static class TrainCommand
+{
+    public const string DefaultModel = "llama-small";
+    public const string DefaultTask = "recall";
+    public const int DefaultSeq = 256;
+    public const int DefaultBatch = 8;
+    public const int DefaultSteps = 300;
+    public const double DefaultLr = 3e-3;
+
+    public static Command Create()
+    {
+        var model = CliOptions.Text("--model", "preset name or config.json path", DefaultModel);
+        var data = CliOptions.Text("--data", "training data: a text file (byte tokens) or llm.c token shard(s) (.bin file or directory)");
+        var task = CliOptions.Text("--task", $"built-in synthetic task when no --data is given ({string.Join(", ", Tasks.Names)})", DefaultTask);
+        var seq = CliOptions.Count("--seq", "sequence length T (e.g. 256, 4K)", DefaultSeq);
+        var batch = CliOptions.Int("--batch", "sequences per micro-batch B", DefaultBatch);
+        var accum = CliOptions.Int("--grad-accum", "micro-batches per optimizer step", 1);
+        var steps = CliOptions.Int("--steps", "optimizer steps (0 with --save writes the initialized model)", DefaultSteps);
+        var lr = CliOptions.Double("--lr", "peak learning rate", DefaultLr);
+        var warmup = CliOptions.Int("--warmup", "linear warm-up steps (default: 5% of --steps)", -1);
+        var seed = CliOptions.Int("--seed", "seed for initialization and synthetic data", 1337);
+        var checkpoint = CliOptions.Text("--checkpoint", "directory for periodic resumable checkpoints");
+        var every = CliOptions.Int("--checkpoint-every", "steps between checkpoints", 50);
+        var save = CliOptions.Text("--save", "directory to write the final model to");
+        var resume = CliOptions.Text("--resume", "checkpoint directory to resume from (continues bit-identically)");
+        var log = CliOptions.Text("--log", "file to write one JSON object per step to");
+        var threads = CliOptions.Int("--threads", "CPU threads (default: all cores)", 0);
+
+        var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
+        {
+            model, data, task, seq, batch, accum, steps, lr, warmup, seed, checkpoint, every, save, resume, log, threads,
+        };
+        cmd.SetAction(p =>
+        {
+            var o = new TrainArgs
+            {
+                Model = p.GetValue(model)!,
+                ModelGiven = p.GetResult(model) is { Implicit: false },
+                Data = p.GetValue(data),
+                Task = p.GetValue(task)!,
+                Seq = p.GetValue(seq),
+                Batch = p.GetValue(batch),
+                GradAccum = p.GetValue(accum),
+                Steps = p.GetValue(steps),
+                StepsGiven = p.GetResult(steps) is { Implicit: false },
+                Lr = p.GetValue(lr),
+                Warmup = p.GetValue(warmup),
+                Seed = p.GetValue(seed),
+                CheckpointDir = p.GetValue(checkpoint),
+                CheckpointEvery = p.GetValue(every),
+                SaveDir = p.GetValue(save),
+                ResumeDir = p.GetValue(resume),
+                LogFile = p.GetValue(log),
+                Threads = p.GetValue(threads),
+            };
+            return Run(o);
+        });
+        return cmd;
+    }
+
+    internal sealed record TrainArgs
+    {
+        public string Model { get; init; } = DefaultModel;
+        public bool ModelGiven { get; init; }
+        public string? Data { get; init; }
+        public string Task { get; init; } = DefaultTask;
+        public long Seq { get; init; } = DefaultSeq;
+        public int Batch { get; init; } = DefaultBatch;
+        public int GradAccum { get; init; } = 1;
+        public int Steps { get; init; } = DefaultSteps;
+        public bool StepsGiven { get; init; }
+        public double Lr { get; init; } = DefaultLr;
+        public int Warmup { get; init; } = -1;
+        public int Seed { get; init; } = 1337;
+        public string? CheckpointDir { get; init; }
+        public int CheckpointEvery { get; init; } = 50;
+        public string? SaveDir { get; init; }
+        public string? ResumeDir { get; init; }
+        public string? LogFile { get; init; }
+        public int Threads { get; init; }
+    }
+
+    internal static int Run(TrainArgs a)
+    {
+        if (a.Threads < 0) throw new MemoException($"--threads must be positive (got {a.Threads})");
+        if (a.Threads > 0) WorkerPool.SetDefaultThreads(a.Threads);
+        TrainerState? resumed = null;
+        ModelConfig cfg;
+        string dataSpec;
+        ulong seed;
+        int batch, seq, accum;
+        long totalSteps;
+        TrainHyper hyper;
+        if (a.ResumeDir != null)
+        {
+            cfg = Checkpoint.ReadConfig(a.ResumeDir);
+            resumed = PeekState(a.ResumeDir);
+            dataSpec = resumed.DataDescription;
+            seed = resumed.Seed;
+            batch = resumed.Batch;
+            seq = resumed.Seq;
+            accum = resumed.GradAccum;
+            totalSteps = a.StepsGiven ? a.Steps : resumed.TotalSteps;
+            hyper = resumed.Hyper with { TotalSteps = (int)totalSteps };
+        }
+        else
+        {
+            cfg = Presets.Resolve(a.Model);
+            dataSpec = a.Data != null ? "file:" + Path.GetFullPath(a.Data) : "task:" + a.Task;
+            seed = (ulong)a.Seed;
+            if (a.Batch < 1) throw new MemoException($"--batch must be at least 1 (got {a.Batch})");
+            if (a.Seq < 1 || a.Seq > int.MaxValue) throw new MemoException($"--seq must be between 1 and {int.MaxValue} (got {a.Seq})");
+            if (a.Steps < 0) throw new MemoException($"--steps must be zero or more (got {a.Steps})");
+            if (!(a.Lr > 0) || !double.IsFinite(a.Lr)) throw new MemoException($"--lr must be a positive number (got {a.Lr})");
+            batch = a.Batch;
+            seq = (int)a.Seq;
+            accum = a.GradAccum;
+            totalSteps = a.Steps;
+            hyper = new TrainHyper
+            {
+                LearningRate = a.Lr,
+                TotalSteps = a.Steps,
+                WarmupSteps = a.Warmup >= 0 ? a.Warmup : Math.Max(1, a.Steps / 20),
+            };
+        }
+        if (cfg.HasLearnedPositions && seq > cfg.MaxPositions)
+            throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of gpt2 model '{cfg.Name}'; use --seq {cfg.MaxPositions} or less");
+        if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
+
+        using var source = DataSources.Open(dataSpec, seed, cfg.VocabSize);
+        using var model = new Transformer(cfg, batch, seq);
+        using var trainer = new Trainer(model, source, hyper, batch, seq, accum);
+        if (resumed != null)
+        {
+            Checkpoint.LoadWeights(a.ResumeDir!, model);
+            var state = Checkpoint.LoadTrainer(a.ResumeDir!, model, trainer.Optimizer);
+            trainer.Step = state.Step;
+            source.Seek(state.DataPosition);
+        }
+        else
+        {
+            Initializer.Initialize(model, seed);
+        }
+
+        var console = Console.Error;
+        console.WriteLine($"model   {cfg}");
+        console.WriteLine($"data    {source.Description}");
+        console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"batch   {batch} x {seq} tokens x {accum} micro-batches = {trainer.TokensPerStep} tokens/step, {WorkerPool.Default.Threads} threads, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
+        if (resumed != null) console.WriteLine($"resumed from {a.ResumeDir} at step {trainer.Step}");
+
+        using var logWriter = a.LogFile != null ? OpenLog(a.LogFile, append: resumed != null) : null;
+        var history = new List<StepMetrics>();
+        var runner = new Action<Action<StepMetrics>>(onStep =>
+        {
+            while (trainer.Step < totalSteps)
+            {
+                var m = trainer.TrainStep();
+                history.Add(m);
+                if (!double.IsFinite(m.Loss)) throw new MemoException($"the loss became {m.Loss} at step {m.Step}; lower --lr");
+                logWriter?.WriteLine(LogLine(m));
+                logWriter?.Flush();
+                if (a.CheckpointDir != null && (trainer.Step % a.CheckpointEvery == 0 || trainer.Step == totalSteps))
+                    SaveCheckpoint(a.CheckpointDir, trainer, dataSpec, seed, totalSteps);
+                onStep(m);
+            }
+        });
+
+        if (trainer.Step < totalSteps)
+        {
+            if (!Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive) RunWithProgress(runner, trainer, totalSteps, history);
+            else RunPlain(runner, totalSteps);
+        }
+
+        if (history.Count > 0) PrintSummary(history);
+        if (a.SaveDir != null)
+        {
+            Checkpoint.Save(a.SaveDir, model);
+            console.WriteLine($"saved model to {a.SaveDir}");
+        }
+        return 0;
+    }
+
+    private static TrainerState PeekState(string dir)
+    {
+        // Read the state's metadata without a model: the trainer file's metadata holds batch, seq and data.
+        string path = Path.Combine(dir, Checkpoint.TrainerFile);
+        if (!File.Exists(path)) throw new MemoException($"{path} is missing; this directory holds a model but no training state to resume (was it written by --save rather than --checkpoint?)");
+        return Checkpoint.ReadState(path);
+    }
+
+    private static void SaveCheckpoint(string dir, Trainer t, string dataSpec, ulong seed, long totalSteps)
+    {
+        var state = new TrainerState(t.Step, t.Optimizer.StepCount, t.Data.Position, dataSpec, seed, t.Batch, t.Seq, t.GradAccum, totalSteps, t.Hyper);
+        Checkpoint.Save(dir, t.Model, t.Optimizer, state);
+    }
+
+    private static StreamWriter OpenLog(string path, bool append)
+    {
+        string? parent = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (parent != null) Directory.CreateDirectory(parent);
+        return new StreamWriter(path, append, new UTF8Encoding(false));
+    }
+
+    internal static string LogLine(StepMetrics m)
+    {
+        var o = new JsonObject
+        {
+            ["step"] = m.Step,
+            ["loss"] = m.Loss,
+            ["lr"] = m.LearningRate,
+            ["grad_norm"] = m.GradNorm,
+            ["tokens_per_s"] = Math.Round(m.TokensPerSecond, 2),
+            ["step_ms"] = Math.Round(m.StepMs, 3),
+            ["native_bytes"] = m.NativeBytes,
+            ["native_peak_bytes"] = m.NativePeakBytes,
+            ["rss_bytes"] = Environment.WorkingSet,
+        };
+        if (m.AnswersTotal > 0) o["accuracy"] = m.Accuracy;
+        return o.ToJsonString();
+    }
+
+    private static string Describe(StepMetrics m, long total) => string.Create(CultureInfo.InvariantCulture,
+        $"step {m.Step,5}/{total}  loss {m.Loss:0.0000}  {(m.AnswersTotal > 0 ? $"recall acc {m.Accuracy * 100,5:0.0}%  " : "")}lr {m.LearningRate:0.00e+0}  |g| {m.GradNorm:0.000}  {m.TokensPerSecond:0} tok/s  {m.StepMs:0} ms/step  mem {Sizes.FormatBytes(m.NativeBytes)}");
+
+    private static void RunPlain(Action<Action<StepMetrics>> runner, long total)
+    {
+        long every = Math.Max(1, total / 30);
+        runner(m =>
+        {
+            if (m.Step == 1 || m.Step % every == 0 || m.Step == total) Console.Error.WriteLine(Describe(m, total));
+        });
+    }
+
+    private static void RunWithProgress(Action<Action<StepMetrics>> runner, Trainer trainer, long total, List<StepMetrics> history)
+    {
+        long every = Math.Max(1, total / 15);
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("training", maxValue: total);
+                task.Value = trainer.Step;
+                runner(m =>
+                {
+                    task.Value = m.Step;
+                    task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                        $"step {m.Step}/{total} loss {m.Loss:0.000}{(m.AnswersTotal > 0 ? $" acc {Smoothed(history) * 100:0.0}%" : "")} {m.TokensPerSecond:0} tok/s mem {Sizes.FormatBytes(m.NativeBytes)}"));
+                    if (m.Step == 1 || m.Step % every == 0 || m.Step == total) AnsiConsole.WriteLine(Describe(m, total));
+                });
+            });
+    }
+
+    private static double Smoothed(List<StepMetrics> h)
+    {
+        long c = 0, t = 0;
+        for (int i = Math.Max(0, h.Count - 20); i < h.Count; i++)
+        {
+            c += h[i].AnswersCorrect;
+            t += h[i].AnswersTotal;
+        }
+        return t == 0 ? double.NaN : (double)c / t;
+    }
+
+    private static void PrintSummary(List<StepMetrics> h)
+    {
+        var last = h[^1];
+        var tps = h.Skip(Math.Min(2, h.Count - 1)).Select(m => m.TokensPerSecond).Order().ToArray();
+        double median = tps.Length == 0 ? 0 : tps[tps.Length / 2];
+        string acc = last.AnswersTotal > 0 ? string.Create(CultureInfo.InvariantCulture, $", recall accuracy {Smoothed(h) * 100:0.0}% (last {Math.Min(20, h.Count)} steps)") : "";
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"done: step {last.Step}, loss {h[0].Loss:0.0000} -> {last.Loss:0.0000}{acc}, median {median:0} tokens/s, native peak {Sizes.FormatBytes(last.NativePeakBytes)}"));
+    }
+}

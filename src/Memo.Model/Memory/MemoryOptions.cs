@@ -1,0 +1,28 @@
+namespace Memo.Model.Memory;
+
+/// <summary>How a model's device and host memory are managed; printed in reports and logs.</summary>
+public sealed record MemoryOptions
+{
+    public Policy Policy { get; init; } = Policy.Keep;
+
+    /// <summary>Fraction of tokens whose token-local activations are swapped under <see cref="Policy.Memo"/>; null chooses it from measurements.</summary>
+    public double? Alpha { get; init; }
+
+    /// <summary>Device arena capacity in bytes; null takes exactly what the layout needs.</summary>
+    public long? DeviceBudget { get; init; }
+
+    /// <summary>Host store capacity in bytes; null takes what swapping needs at alpha = 1.</summary>
+    public long? HostBudget { get; init; }
+
+    /// <summary>Fill every released device region with NaN, so a use after release shows in the loss.</summary>
+    public bool Poison { get; init; }
+
+    public static Policy ParsePolicy(string text) => text.ToLowerInvariant() switch
+    {
+        "keep" => Policy.Keep,
+        "recompute" => Policy.Recompute,
+        "swap" => Policy.Swap,
+        "memo" => Policy.Memo,
+        _ => throw new MemoException($"unknown policy '{text}'; use keep, recompute, swap or memo"),
+    };
+}

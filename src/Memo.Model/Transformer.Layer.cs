@@ -1,0 +1,166 @@
+using Memo.Cpu.Kernels;
+
+namespace Memo.Model;
+
+// One decoder layer, op by op (the table in DESIGN.md). Forward is split into the token-local part
+// before attention, attention itself, and the token-local part after it, so that any range of token
+// rows can be recomputed from the skeleton (layer input, attention output) without re-running attention.
+public sealed unsafe partial class Transformer
+{
+    /// <summary>Rows [r0, r0+rows): norm 1, q/k/v projection, rotary embedding. Reads Input; writes Norm1*, Qkv.</summary>
+    internal void PreAttention(LayerBuffers lb, long r0, long rows, int seq)
+    {
+        var c = Config;
+        var s = lb.Saved;
+        var p = Layout.Layers[lb.Layer];
+        int C = c.HiddenSize, Q = c.QkvSize;
+        float* x = s[_inv.Input] + r0 * C;
+        float* h1 = s[_inv.Norm1] + r0 * C;
+        Norm(x, p.Norm1, p.Norm1Bias, h1, Row(s, _inv.Norm1Mean, r0), Row(s, _inv.Norm1Rstd, r0), 0, rows);
+        float* qkv = s[_inv.Qkv] + r0 * Q;
+        Linear(rows, C, Q, h1, p.Qkv, p.QkvBias, qkv);
+        if (c.Family == ModelFamily.Llama)
+        {
+            int d = c.HeadDim;
+            Rope.Forward(qkv, Q, rows, c.NumHeads, d, r0, seq, _ropeCos, _ropeSin, _pool);
+            Rope.Forward(qkv + (long)c.NumHeads * d, Q, rows, c.NumKvHeads, d, r0, seq, _ropeCos, _ropeSin, _pool);
+        }
+    }
+
+    internal void AttentionForward(LayerBuffers lb, int batch, int seq)
+    {
+        var s = lb.Saved;
+        var shape = AttnShape(batch, seq);
+        float* q = s[_inv.Qkv];
+        Attention.Forward(shape, q, q + (long)Config.NumHeads * Config.HeadDim, q + (long)(Config.NumHeads + Config.NumKvHeads) * Config.HeadDim,
+            s[_inv.AttnOut], s[_inv.AttnLse], _attnWork, _pool);
+    }
+
+    /// <summary>
+    /// Rows [r0, r0+rows): out projection, residual, norm 2, MLP, residual. Reads Input and AttnOut; writes the
+    /// other saved rows and the layer output to <paramref name="output"/> (row 0 of the batch).
+    /// </summary>
+    internal void PostAttention(LayerBuffers lb, long r0, long rows, float* output)
+    {
+        var c = Config;
+        var s = lb.Saved;
+        var p = Layout.Layers[lb.Layer];
+        int C = c.HiddenSize, F = c.IntermediateSize;
+        long up = UpWidth;
+        float* x = s[_inv.Input] + r0 * C;
+        float* a = _tmp + r0 * C;
+        Linear(rows, C, C, s[_inv.AttnOut] + r0 * C, p.Out, p.OutBias, a);
+        float* x2 = s[_inv.Residual1] + r0 * C;
+        Elementwise.Add(rows * C, x, a, x2, _pool);
+        float* h2 = s[_inv.Norm2] + r0 * C;
+        Norm(x2, p.Norm2, p.Norm2Bias, h2, Row(s, _inv.Norm2Mean, r0), Row(s, _inv.Norm2Rstd, r0), 0, rows);
+        float* u = s[_inv.MlpUp] + r0 * up;
+        Linear(rows, C, up, h2, p.Up, p.UpBias, u);
+        float* m = s[_inv.MlpAct] + r0 * F;
+        if (c.Family == ModelFamily.Llama) SwiGlu.Forward(rows, F, u, m, _pool);
+        else Gelu.Forward(rows * F, u, m, _pool);
+        float* d = _tmp + r0 * C;
+        Linear(rows, F, C, m, p.Down, p.DownBias, d);
+        Elementwise.Add(rows * C, x2, d, output + r0 * C, _pool);
+    }
+
+    /// <summary>Backward of one layer: reads dL/d(output) in <paramref name="dy"/>, writes dL/d(input) to <paramref name="dx"/>.</summary>
+    internal void LayerBackward(LayerBuffers lb, int batch, int seq, float* dy, float* dx)
+    {
+        var c = Config;
+        var s = lb.Saved;
+        var p = Layout.Layers[lb.Layer];
+        long n = (long)batch * seq;
+        int C = c.HiddenSize, F = c.IntermediateSize, Q = c.QkvSize;
+        long up = UpWidth;
+
+        // MLP: y = x2 + act(h2 Wup^T) Wdown^T
+        LinearBackward(n, F, C, dy, s[_inv.MlpAct], p.Down, p.DownBias, _dAct);
+        if (c.Family == ModelFamily.Llama) SwiGlu.Backward(n, F, _dAct, s[_inv.MlpUp], _dUp, _pool);
+        else Gelu.Backward(n * F, _dAct, s[_inv.MlpUp], _dUp, _pool);
+        LinearBackward(n, C, up, _dUp, s[_inv.Norm2], p.Up, p.UpBias, _dH);
+        Elementwise.Copy(n * C, dy, dx, _pool);
+        NormBackward(_dH, s[_inv.Residual1], p.Norm2, p.Norm2Bias, Row(s, _inv.Norm2Mean, 0), Row(s, _inv.Norm2Rstd, 0), dx, n);
+
+        // Attention: x2 = x + attn(norm1(x)) Wout^T; dx now holds dL/dx2.
+        LinearBackward(n, C, C, dx, s[_inv.AttnOut], p.Out, p.OutBias, _dO);
+        var shape = AttnShape(batch, seq);
+        float* q = s[_inv.Qkv];
+        long kOff = (long)c.NumHeads * c.HeadDim, vOff = kOff + (long)c.NumKvHeads * c.HeadDim;
+        Attention.Backward(shape, q, q + kOff, q + vOff, s[_inv.AttnOut], s[_inv.AttnLse], _dO, _dQkv, _dQkv + kOff, _dQkv + vOff, _attnWork, _pool);
+        if (c.Family == ModelFamily.Llama)
+        {
+            Rope.Backward(_dQkv, Q, n, c.NumHeads, c.HeadDim, 0, seq, _ropeCos, _ropeSin, _pool);
+            Rope.Backward(_dQkv + kOff, Q, n, c.NumKvHeads, c.HeadDim, 0, seq, _ropeCos, _ropeSin, _pool);
+        }
+        LinearBackward(n, C, Q, _dQkv, s[_inv.Norm1], p.Qkv, p.QkvBias, _dH);
+        NormBackward(_dH, s[_inv.Input], p.Norm1, p.Norm1Bias, Row(s, _inv.Norm1Mean, 0), Row(s, _inv.Norm1Rstd, 0), dx, n);
+    }
+
+    private AttentionShape AttnShape(int batch, int seq) => new(batch, seq, Config.NumHeads, Config.NumKvHeads, Config.HeadDim,
+        Config.QkvSize, Config.QkvSize, Config.HiddenSize, (float)(1.0 / Math.Sqrt(Config.HeadDim)));
+
+    /// <summary>y[rows, outF] = x[rows, inF] W^T (+ b).</summary>
+    private void Linear(long rows, long inF, long outF, float* x, int w, int b, float* y)
+    {
+        Gemm.Multiply(false, true, rows, outF, inF, x, inF, W(w), inF, y, outF, accumulate: false, _pool);
+        if (b >= 0) Bias.Forward(rows, (int)outF, y, W(b), _pool);
+    }
+
+    /// <summary>Given dy[rows, outF] of y = x W^T + b: dx = dy W (overwritten), dW += dy^T x, db += colsum(dy).</summary>
+    private void LinearBackward(long rows, long inF, long outF, float* dy, float* x, int w, int b, float* dx)
+    {
+        Gemm.Multiply(false, false, rows, inF, outF, dy, outF, W(w), inF, dx, inF, accumulate: false, _pool);
+        Gemm.Multiply(true, false, outF, inF, rows, dy, outF, x, inF, G(w), inF, accumulate: true, _pool);
+        if (b >= 0) Bias.Backward(rows, (int)outF, dy, G(b), _pool);
+    }
+
+    /// <summary>RMSNorm (llama) or LayerNorm (gpt2) over rows; mean is unused for RMSNorm.</summary>
+    private void Norm(float* x, int w, int b, float* y, float* mean, float* rstd, long r0, long rows)
+    {
+        int C = Config.HiddenSize;
+        float eps = (float)Config.NormEps;
+        if (Config.Family == ModelFamily.Llama) RmsNorm.Forward(rows, C, x + r0 * C, W(w), y + r0 * C, rstd + r0, eps, _pool);
+        else LayerNorm.Forward(rows, C, x + r0 * C, W(w), W(b), y + r0 * C, mean + r0, rstd + r0, eps, _pool);
+    }
+
+    /// <summary>dx += norm backward of dy; weight (and bias) gradients accumulate.</summary>
+    private void NormBackward(float* dy, float* x, int w, int b, float* mean, float* rstd, float* dx, long rows)
+    {
+        int C = Config.HiddenSize;
+        if (Config.Family == ModelFamily.Llama) RmsNorm.Backward(rows, C, dy, x, W(w), rstd, dx, G(w), _pool);
+        else LayerNorm.Backward(rows, C, dy, x, W(w), mean, rstd, dx, G(w), G(b), _pool);
+    }
+
+    private static float* Row(float*[] saved, int index, long r0) => index < 0 ? null : saved[index] + r0;
+
+    /// <summary>
+    /// LM head and cross-entropy over token chunks of <see cref="HeadChunkRows"/>: logits, loss, and (when
+    /// <paramref name="backward"/>) dL/d(final norm output) into _dH and the head's weight gradient.
+    /// </summary>
+    private double Head(long n, bool backward, float gradScale, Span<int> predictions)
+    {
+        int C = Config.HiddenSize, V = Config.VocabSize;
+        float* wh = W(Layout.Head);
+        for (long r0 = 0; r0 < n; r0 += HeadChunkRows)
+        {
+            long rows = Math.Min(HeadChunkRows, n - r0);
+            float* h = _finalNorm + r0 * C;
+            Gemm.Multiply(false, true, rows, V, C, h, C, wh, C, _logits, V, accumulate: false, _pool);
+            if (!predictions.IsEmpty)
+            {
+                for (long r = 0; r < rows; r++)
+                    predictions[(int)(r0 + r)] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(_logits + r * V, V));
+            }
+            CrossEntropy.ForwardBackward(rows, V, _logits, V, _targets + r0, _losses + r0, gradScale, _pool);
+            if (backward)
+            {
+                Gemm.Multiply(false, false, rows, C, V, _logits, V, wh, C, _dH + r0 * C, C, accumulate: false, _pool);
+                Gemm.Multiply(true, false, V, C, rows, _logits, V, h, C, G(Layout.Head), C, accumulate: true, _pool);
+            }
+        }
+        double sum = 0;
+        for (long i = 0; i < n; i++) sum += _losses[i];
+        return sum / n;
+    }
+}

@@ -1,0 +1,385 @@
+using System.Diagnostics;
+using Memo.Cpu.Device;
+using Memo.Model.Memory;
+
+namespace Memo.Model;
+
+/// <summary>Measured memory and copy figures of one step (the policy fields of the training log).</summary>
+public sealed record StepMemoryMetrics(long DevicePeakBytes, long HostPeakBytes, long SwappedBytes, long RecomputedTokens,
+    double CopyMs, double ExposedCopyMs, double Alpha, double LayerForwardMs);
+
+public sealed unsafe partial class Transformer
+{
+    /// <summary>
+    /// Where each layer's saved activations live between its forward and backward, and the copies and
+    /// recomputation that move them.
+    /// <code>
+    /// keep       every layer's set stays in the arena
+    /// recompute  layer inputs stay; one shared set is refilled by re-running the layer in backward
+    /// swap/memo  two staging slots (layer l uses slot l%2) and a host store:
+    ///   forward   layer l computes into slot l%2; then copy-out l -> host (copy engine) while l+1 computes;
+    ///             layer l waits for copy-out of l-1 before writing its output into slot (l+1)%2
+    ///   backward  layers L-1, L-2 are still in their slots; when layer l's backward is done, slot l%2 is
+    ///             refilled with layer l-2 (prefetch) while l-1 computes
+    ///   memo      skeleton rows (input, attention out, lse) go out whole; the other rows only for tokens
+    ///             [0, alpha*N); tokens [alpha*N, N) are recomputed token-wise from the skeleton, attention excluded
+    /// </code>
+    /// </summary>
+    private sealed class PolicyRuntime : IDisposable
+    {
+        private readonly Transformer _m;
+        private readonly Policy _policy;
+        private readonly int _layers;
+        private readonly LayerBuffers[] _sets;      // keep/recompute: one per layer; swap/memo: the two slots
+        private readonly long[][] _setOffsets;      // arena offset of each row of each set (-1 when absent)
+        private readonly CopyEngine? _copy;
+        private readonly NativeBuffer? _host;
+        private readonly long[][]? _hostOffsets;    // [layer][row]
+        private readonly StreamEvent[] _outDone;
+        private readonly StreamEvent[] _inDone;
+        private readonly bool[] _outQueued;
+        private readonly long[] _rowBytesPerToken;
+        private readonly bool[] _swapAllTokens;      // per row: skeleton (all tokens) vs token-local (alpha share)
+        private readonly long _hostCapacity;
+        private readonly double _alphaHost;
+        private double _alpha;
+        private bool _alphaMeasured;
+        private int _batch;
+        private int _seq;
+        private long _n;
+        private bool _backward;
+        private long _swapRows;
+        private long _swappedBytes;
+        private long _recomputedTokens;
+        private double _exposedMs;
+        private double _forwardMs;
+        private long _forwardStart;
+        private long _hostPeak;
+
+        public PolicyRuntime(Transformer m)
+        {
+            _m = m;
+            var cfg = m.Config;
+            var layout = m.DeviceLayout;
+            _policy = m.Memory.Policy;
+            _layers = cfg.NumLayers;
+            var rows = m._inv.Rows;
+            _rowBytesPerToken = rows.Select((r, i) => m._inv.Width[i] * 4).ToArray();
+            _swapAllTokens = rows.Select(r => r.Kind == ActivationKind.Skeleton || _policy == Policy.Swap).ToArray();
+            _outDone = Enumerable.Range(0, _layers).Select(l => new StreamEvent($"out{l}")).ToArray();
+            _inDone = Enumerable.Range(0, _layers).Select(l => new StreamEvent($"in{l}")).ToArray();
+            _outQueued = new bool[_layers];
+
+            string[] setNames = _policy switch
+            {
+                Policy.Keep or Policy.Recompute => Enumerable.Range(0, _layers).Select(l => l.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+                _ => ["slot0", "slot1"],
+            };
+            _sets = new LayerBuffers[setNames.Length];
+            _setOffsets = new long[setNames.Length][];
+            for (int s = 0; s < setNames.Length; s++)
+            {
+                var lb = new LayerBuffers(rows.Count) { Layer = s };
+                _setOffsets[s] = new long[rows.Count];
+                for (int i = 0; i < rows.Count; i++)
+                {
+                    _setOffsets[s][i] = -1;
+                    if (!rows[i].NeededByBackward) continue;
+                    string name = MemoryLayout.ActivationName(setNames[s], rows[i].Name);
+                    if (_policy == Policy.Recompute && rows[i].Producer != LayerOp.LayerInput) name = MemoryLayout.ActivationName("recompute", rows[i].Name);
+                    _setOffsets[s][i] = layout.Offset(name);
+                    lb.Saved[i] = m._arena.At(_setOffsets[s][i], 0);
+                }
+                _sets[s] = lb;
+            }
+
+            if (_policy is Policy.Swap or Policy.Memo)
+            {
+                long n = (long)m.MaxBatch * m.MaxSeq;
+                var (skel, rest) = SwapBytesPerToken();
+                int swapped = Math.Max(0, _layers - 2);
+                long needAll = checked(swapped * (skel + rest) * n);
+                long needSkeleton = checked(swapped * skel * n);
+                long budget = m.Memory.HostBudget ?? needAll;
+                if (_policy == Policy.Swap && budget < needAll)
+                    throw new MemoException($"--policy swap needs {Sizes.FormatBytes(needAll)} of host memory for {swapped} layers but --host-memory is {Sizes.FormatBytes(budget)}; use --policy memo (swaps a fraction of tokens) or raise --host-memory");
+                if (budget < needSkeleton)
+                    throw new MemoException($"--host-memory {Sizes.FormatBytes(budget)} is too small for the skeleton activations of {swapped} layers ({Sizes.FormatBytes(needSkeleton)}); raise --host-memory or shorten --seq");
+                _alphaHost = swapped == 0 || rest == 0 ? 1.0 : Math.Clamp((double)(budget - needSkeleton) / (swapped * rest * n), 0, 1);
+                if (m.Memory.Alpha is double a)
+                {
+                    if (!(a >= 0 && a <= 1)) throw new MemoException($"--alpha must be between 0 and 1 (got {a})");
+                    if (a > _alphaHost + 1e-12)
+                        throw new MemoException($"--alpha {a} needs more host memory than --host-memory {Sizes.FormatBytes(budget)} allows (at most alpha {_alphaHost:0.###}); lower --alpha or raise --host-memory");
+                    _alpha = a;
+                    _alphaMeasured = true;
+                }
+                else
+                {
+                    _alpha = _policy == Policy.Swap ? 1.0 : _alphaHost;
+                    _alphaMeasured = _policy == Policy.Swap;
+                }
+                double alphaMax = _policy == Policy.Swap ? 1.0 : Math.Max(_alpha, _alphaHost);
+                long maxSwapRows = (long)Math.Floor(alphaMax * n);
+                _hostOffsets = new long[_layers][];
+                long off = 0;
+                for (int l = 0; l < _layers; l++)
+                {
+                    _hostOffsets[l] = new long[rows.Count];
+                    for (int i = 0; i < rows.Count; i++)
+                    {
+                        _hostOffsets[l][i] = -1;
+                        if (l >= swapped || !rows[i].NeededByBackward) continue;
+                        _hostOffsets[l][i] = off;
+                        off += (_swapAllTokens[i] ? n : maxSwapRows) * _rowBytesPerToken[i];
+                    }
+                }
+                _hostCapacity = off;
+                _host = new NativeBuffer(Math.Max(off, 64), zero: false);
+                _copy = new CopyEngine("memo-copy");
+            }
+            else
+            {
+                _alpha = 1.0;
+            }
+        }
+
+        public StepMemoryMetrics Metrics { get; private set; } = new(0, 0, 0, 0, 0, 0, 0, 0);
+
+        public double Alpha => _alpha;
+
+        public long HostCapacity => _hostCapacity;
+
+        /// <summary>Skeleton and token-local bytes per token of one layer's saved set.</summary>
+        public (long Skeleton, long Rest) SwapBytesPerToken()
+        {
+            long skel = 0, rest = 0;
+            var rows = _m._inv.Rows;
+            for (int i = 0; i < rows.Count; i++)
+            {
+                if (!rows[i].NeededByBackward) continue;
+                if (rows[i].Kind == ActivationKind.Skeleton) skel += _rowBytesPerToken[i];
+                else rest += _rowBytesPerToken[i];
+            }
+            return (skel, rest);
+        }
+
+        private bool Swapping => _policy is Policy.Swap or Policy.Memo;
+
+        private bool IsSwapped(int layer) => Swapping && _backward && layer < _layers - 2;
+
+        private int SetOf(int layer) => Swapping ? layer % 2 : layer;
+
+        private LayerBuffers SetFor(int layer)
+        {
+            var lb = _sets[SetOf(layer)];
+            lb.Layer = layer;
+            lb.Output = layer + 1 < _layers ? InputOf(layer + 1) : _m._finalInput;
+            return lb;
+        }
+
+        public float* InputOf(int layer) => _sets[SetOf(layer)].Saved[_m._inv.Input];
+
+        public void BeginStep(int batch, int seq, bool backward)
+        {
+            _batch = batch;
+            _seq = seq;
+            _n = (long)batch * seq;
+            _backward = backward;
+            _swapRows = _policy == Policy.Memo ? (long)Math.Floor(_alpha * _n) : _n;
+            _swappedBytes = 0;
+            _recomputedTokens = 0;
+            _exposedMs = 0;
+            _forwardMs = 0;
+            _hostPeak = 0;
+            Array.Clear(_outQueued);
+            foreach (var e in _outDone) e.Reset();
+            foreach (var e in _inDone) e.Reset();
+            _copy?.ResetCounters();
+            _m._arena.ResetPeak();
+            if (Swapping || _policy == Policy.Recompute)
+            {
+                // Staging slots and the shared recompute set are in use for the whole step.
+                for (int s = 0; s < (Swapping ? 2 : 1); s++) AcquireSet(s, includeInput: Swapping);
+            }
+            AcquireLayer(0);
+        }
+
+        public LayerBuffers BeginForward(int layer)
+        {
+            _forwardStart = Stopwatch.GetTimestamp();
+            return SetFor(layer);
+        }
+
+        /// <summary>Before layer <paramref name="layer"/> writes its output (the next layer's input).</summary>
+        public void BeforeOutput(int layer)
+        {
+            if (layer + 1 >= _layers) return;
+            if (Swapping && layer >= 1 && _outQueued[layer - 1]) Wait(_outDone[layer - 1]);
+            AcquireLayer(layer + 1);
+        }
+
+        public void EndForward(int layer)
+        {
+            _forwardMs += Stopwatch.GetElapsedTime(_forwardStart).TotalMilliseconds;
+            if (!IsSwapped(layer)) return;
+            // Copy-out on the copy engine; compute goes on with the next layer.
+            var lb = _sets[SetOf(layer)];
+            var rows = _m._inv.Rows;
+            long hostEnd = 0;
+            for (int i = 0; i < rows.Count; i++)
+            {
+                if (lb.Saved[i] == null) continue;
+                long bytes = (_swapAllTokens[i] ? _n : _swapRows) * _rowBytesPerToken[i];
+                byte* dst = (byte*)_host!.Pointer + _hostOffsets![layer][i];
+                _copy!.Copy(lb.Saved[i], dst, bytes, null, null);
+                _swappedBytes += bytes;
+                hostEnd = Math.Max(hostEnd, _hostOffsets[layer][i] + bytes);
+            }
+            _hostPeak = Math.Max(_hostPeak, hostEnd);
+            if (_m._arena.Poison) PoisonSet(SetOf(layer));
+            _copy!.Record(_outDone[layer]);
+            _outQueued[layer] = true;
+        }
+
+        public LayerBuffers BeginBackward(int layer, int batch, int seq)
+        {
+            var lb = SetFor(layer);
+            lb.Output = _m._dO; // recomputation never touches the next layer's input
+            switch (_policy)
+            {
+                case Policy.Recompute:
+                    _m.PreAttention(lb, 0, _n, seq);
+                    _m.AttentionForward(lb, batch, seq);
+                    _m.PostAttention(lb, 0, _n, _m._dO);
+                    _recomputedTokens += _n;
+                    break;
+                case Policy.Swap:
+                case Policy.Memo:
+                    if (IsSwapped(layer)) Wait(_inDone[layer]);
+                    if (_policy == Policy.Memo && IsSwapped(layer) && _swapRows < _n)
+                    {
+                        long r0 = _swapRows, rows = _n - _swapRows;
+                        _m.PreAttention(lb, r0, rows, seq);
+                        _m.PostAttention(lb, r0, rows, _m._dO);
+                        _recomputedTokens += rows;
+                    }
+                    break;
+            }
+            return lb;
+        }
+
+        public void EndBackward(int layer)
+        {
+            switch (_policy)
+            {
+                case Policy.Keep:
+                    ReleaseSet(layer, includeInput: true);
+                    break;
+                case Policy.Recompute:
+                    ReleaseSet(layer, includeInput: true, inputOnly: true);
+                    if (_m._arena.Poison) PoisonSet(0, skipInput: true);
+                    break;
+                case Policy.Swap:
+                case Policy.Memo:
+                    int next = layer - 2;
+                    if (next >= 0 && IsSwapped(next))
+                    {
+                        int s = SetOf(next);
+                        if (_m._arena.Poison) PoisonSet(s);
+                        var lb = _sets[s];
+                        var rows = _m._inv.Rows;
+                        for (int i = 0; i < rows.Count; i++)
+                        {
+                            if (lb.Saved[i] == null) continue;
+                            long bytes = (_swapAllTokens[i] ? _n : _swapRows) * _rowBytesPerToken[i];
+                            _copy!.Copy((byte*)_host!.Pointer + _hostOffsets![next][i], lb.Saved[i], bytes, null, null);
+                        }
+                        _copy!.Record(_inDone[next]);
+                    }
+                    break;
+            }
+        }
+
+        public void EndStep()
+        {
+            _copy?.Drain();
+            if (Swapping || _policy == Policy.Recompute)
+            {
+                for (int s = 0; s < (Swapping ? 2 : 1); s++) ReleaseSet(s, includeInput: Swapping, fill: false);
+            }
+            else if (!_backward)
+            {
+                for (int l = 0; l < _layers; l++) ReleaseSet(l, includeInput: true, fill: false);
+            }
+            if (_policy == Policy.Recompute && !_backward)
+            {
+                for (int l = 0; l < _layers; l++) ReleaseSet(l, includeInput: true, inputOnly: true, fill: false);
+            }
+            double copyMs = _copy?.BusyMs ?? 0;
+            long bytesCopied = _copy?.BytesCopied ?? 0;
+            double layerMs = _layers > 0 ? _forwardMs / _layers : 0;
+            if (_policy == Policy.Memo && !_alphaMeasured && _backward && bytesCopied > 0 && copyMs > 0)
+            {
+                // alpha from measured compute time per layer and measured copy bandwidth (bytes per ms).
+                double bandwidth = bytesCopied / copyMs;
+                var (skel, rest) = SwapBytesPerToken();
+                double bytesHidden = bandwidth * layerMs;
+                double alphaBw = rest == 0 ? 1 : Math.Clamp((bytesHidden / _n - skel) / rest, 0, 1);
+                _alpha = Math.Min(_alphaHost, alphaBw);
+                _alphaMeasured = true;
+            }
+            Metrics = new StepMemoryMetrics(_m._arena.PeakBytes, _hostPeak, _swappedBytes, _recomputedTokens, copyMs, _exposedMs,
+                _policy == Policy.Memo ? (double)_swapRows / Math.Max(1, _n) : (Swapping ? 1 : 0), layerMs);
+        }
+
+        private void Wait(StreamEvent e) => _exposedMs += e.Synchronize();
+
+        private void AcquireLayer(int layer)
+        {
+            if (_policy == Policy.Keep) AcquireSet(layer, includeInput: true);
+            else if (_policy == Policy.Recompute) AcquireSet(layer, includeInput: true, inputOnly: true);
+        }
+
+        private void AcquireSet(int s, bool includeInput, bool inputOnly = false)
+        {
+            var rows = _m._inv.Rows;
+            for (int i = 0; i < rows.Count; i++)
+            {
+                bool isInput = i == _m._inv.Input;
+                if (_setOffsets[s][i] < 0 || (isInput && !includeInput) || (inputOnly && !isInput) || (!inputOnly && _policy == Policy.Recompute && isInput)) continue;
+                _m._arena.Acquire(_setOffsets[s][i], _n * _rowBytesPerToken[i]);
+            }
+        }
+
+        private void ReleaseSet(int s, bool includeInput, bool inputOnly = false, bool fill = true)
+        {
+            var rows = _m._inv.Rows;
+            for (int i = 0; i < rows.Count; i++)
+            {
+                bool isInput = i == _m._inv.Input;
+                if (_setOffsets[s][i] < 0 || (isInput && !includeInput) || (inputOnly && !isInput) || (!inputOnly && _policy == Policy.Recompute && isInput)) continue;
+                _m._arena.Release(_setOffsets[s][i], _n * _rowBytesPerToken[i], fill);
+            }
+        }
+
+        /// <summary>Queues NaN fills of a slot on the copy engine (ordered after its copies), or fills at once without one.</summary>
+        private void PoisonSet(int s, bool skipInput = false)
+        {
+            var rows = _m._inv.Rows;
+            for (int i = 0; i < rows.Count; i++)
+            {
+                if (_setOffsets[s][i] < 0 || (skipInput && i == _m._inv.Input)) continue;
+                long bytes = _n * _rowBytesPerToken[i];
+                if (_copy != null) _copy.PoisonFill(_m._arena.Base + _setOffsets[s][i], bytes);
+                else CopyEngine.FillNaN(_m._arena.Base + _setOffsets[s][i], bytes);
+            }
+        }
+
+        public void Dispose()
+        {
+            _copy?.Dispose();
+            _host?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,236 @@
+using Memo.Cpu;
+using Memo.Cpu.Device;
+using Memo.Cpu.Kernels;
+using Memo.Model.Memory;
+
+namespace Memo.Model;
+
+/// <summary>
+/// A decoder-only transformer (llama or gpt2 family) with explicit forward and backward passes and no
+/// autograd tape. Every device buffer (parameters, gradients, optimizer moments, saved activations,
+/// workspaces) sits at a fixed offset of one <see cref="DeviceArena"/>, from a <see cref="MemoryLayout"/>
+/// derived from the activation inventory; nothing is allocated inside a step. The memory policy decides
+/// where a layer's saved activations live between its forward and backward (see <see cref="Policy"/>).
+/// The LM head and loss run in token chunks, fused with their backward.
+/// </summary>
+/// <remarks>
+/// Shape letters: B batch rows, T sequence length, N = B*T token rows, C hidden size, F MLP width,
+/// V vocab, Hq/Hkv heads, D head dim. All activations are row-major [N, width].
+/// </remarks>
+public sealed unsafe partial class Transformer : IDisposable
+{
+    /// <summary>Token rows per LM-head chunk: a fixed constant, so the head's gradient sums are in a fixed order.</summary>
+    public const int HeadChunkRows = 256;
+
+    private readonly WorkerPool _pool;
+    private readonly InventoryIndex _inv;
+    private readonly DeviceArena _arena;
+    private readonly PolicyRuntime _policy;
+    private readonly float* _finalInput;   // (N, C) output of the last layer
+    private readonly float* _finalNorm;    // (N, C) final norm output
+    private readonly float* _finalMean;    // (N) gpt2 only
+    private readonly float* _finalRstd;    // (N)
+    private readonly float* _tmp;          // (N, C) out-projection / down-projection output
+    private readonly float* _dA;           // (N, C) residual-stream gradient (ping)
+    private readonly float* _dB;           // (N, C) residual-stream gradient (pong)
+    private readonly float* _dH;           // (N, C) gradient of a norm output
+    private readonly float* _dO;           // (N, C) gradient of the attention output
+    private readonly float* _dQkv;         // (N, Qkv)
+    private readonly float* _dUp;          // (N, upWidth)
+    private readonly float* _dAct;         // (N, F)
+    private readonly float* _logits;       // (HeadChunkRows, V)
+    private readonly float* _losses;       // (N)
+    private readonly int* _tokens;         // (N) inputs
+    private readonly int* _targets;        // (N)
+    private readonly float* _attnWork;
+    private readonly float* _ropeCos;      // (T, D/2)
+    private readonly float* _ropeSin;
+
+    public Transformer(ModelConfig config, int maxBatch, int maxSeq, WorkerPool? pool = null, MemoryOptions? memory = null)
+    {
+        config.Validate();
+        if (config.HasLearnedPositions && maxSeq > config.MaxPositions)
+            throw new MemoException($"sequence length {maxSeq} exceeds max_position_embeddings {config.MaxPositions} of this gpt2 model; use --seq {config.MaxPositions} or less");
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBatch, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxSeq, 1);
+        Config = config;
+        MaxBatch = maxBatch;
+        MaxSeq = maxSeq;
+        Memory = memory ?? new MemoryOptions();
+        _pool = pool ?? WorkerPool.Default;
+        _inv = new InventoryIndex(config);
+        Layout = new ParameterLayout(config);
+        DeviceLayout = MemoryLayout.Build(config, maxBatch, maxSeq, Memory.Policy, _pool.Threads);
+        long capacity = Memory.DeviceBudget ?? DeviceLayout.TotalBytes;
+        if (DeviceLayout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(config, maxBatch, maxSeq, Memory, _pool.Threads, capacity);
+        _arena = new DeviceArena(capacity, Memory.Poison);
+
+        float* Buf(string name) => _arena.At(DeviceLayout.Offset(name), 0);
+        Weights = Buf("weights");
+        Grads = Buf("grads");
+        AdamM = Buf("adam_m");
+        AdamV = Buf("adam_v");
+        _finalInput = Buf("final_input");
+        _finalNorm = Buf("final_norm");
+        _finalMean = config.Family == ModelFamily.Gpt2 ? Buf("final_mean") : null;
+        _finalRstd = Buf("final_rstd");
+        _tmp = Buf("tmp");
+        _dA = Buf("d_a");
+        _dB = Buf("d_b");
+        _dH = Buf("d_h");
+        _dO = Buf("d_o");
+        _dQkv = Buf("d_qkv");
+        _dUp = Buf("d_up");
+        _dAct = Buf("d_act");
+        _logits = Buf("logits");
+        _losses = Buf("losses");
+        _tokens = (int*)Buf("tokens");
+        _targets = (int*)Buf("targets");
+        _attnWork = Buf("attn_work");
+        if (config.Family == ModelFamily.Llama)
+        {
+            _ropeCos = Buf("rope_cos");
+            _ropeSin = Buf("rope_sin");
+            var (cos, sin) = Rope.Table(maxSeq, config.HeadDim, config.RopeTheta);
+            cos.CopyTo(new Span<float>(_ropeCos, cos.Length));
+            sin.CopyTo(new Span<float>(_ropeSin, sin.Length));
+        }
+        // Everything but the saved activations is in use for the whole run.
+        foreach (var b in DeviceLayout.Buffers)
+        {
+            if (b.Row < 0) _arena.Acquire(DeviceLayout.Offset(b.Name), b.Bytes);
+        }
+        _policy = new PolicyRuntime(this);
+    }
+
+    public ModelConfig Config { get; }
+
+    public ParameterLayout Layout { get; }
+
+    /// <summary>Every device buffer and its offset.</summary>
+    public MemoryLayout DeviceLayout { get; }
+
+    public MemoryOptions Memory { get; }
+
+    public int MaxBatch { get; }
+
+    public int MaxSeq { get; }
+
+    /// <summary>Parameters, fp32, in <see cref="Layout"/> order.</summary>
+    public float* Weights { get; }
+
+    /// <summary>Gradients, same layout as <see cref="Weights"/>; accumulated by <see cref="Step"/>.</summary>
+    public float* Grads { get; }
+
+    /// <summary>AdamW first moments, same layout.</summary>
+    public float* AdamM { get; }
+
+    /// <summary>AdamW second moments, same layout.</summary>
+    public float* AdamV { get; }
+
+    public DeviceArena Arena => _arena;
+
+    public WorkerPool Pool => _pool;
+
+    private long UpWidth => Config.Family == ModelFamily.Llama ? 2L * Config.IntermediateSize : Config.IntermediateSize;
+
+    public float* W(int index) => index < 0 ? null : Weights + Layout.Offset(index);
+
+    public float* G(int index) => index < 0 ? null : Grads + Layout.Offset(index);
+
+    public void ZeroGrads() => Elementwise.Fill(Layout.TotalElements, Grads, 0f, _pool);
+
+    /// <summary>
+    /// Runs the forward pass over B rows of T tokens and, when <paramref name="backward"/>, the backward pass,
+    /// adding gradients of (<paramref name="gradScale"/> x the summed cross-entropy) into <see cref="Grads"/>.
+    /// Returns the mean cross-entropy over the B*T positions. When <paramref name="predictions"/> is not
+    /// empty it receives the argmax token of every position.
+    /// </summary>
+    public double Step(int batch, int seq, ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, bool backward, float gradScale, Span<int> predictions = default)
+    {
+        if (batch < 1 || batch > MaxBatch || seq < 1 || seq > MaxSeq)
+            throw new ArgumentException($"batch {batch} x seq {seq} exceeds the model's allocation {MaxBatch} x {MaxSeq}");
+        long n = (long)batch * seq;
+        if (inputs.Length != n || targets.Length != n) throw new ArgumentException("inputs and targets must hold batch*seq tokens");
+        if (!predictions.IsEmpty && predictions.Length != n) throw new ArgumentException("predictions must hold batch*seq entries");
+        int v = Config.VocabSize;
+        for (int i = 0; i < n; i++)
+        {
+            if ((uint)inputs[i] >= (uint)v || (uint)targets[i] >= (uint)v)
+                throw new MemoException($"token id {Math.Max(inputs[i], targets[i])} at position {i} is outside the vocabulary (vocab_size {v})");
+        }
+        inputs.CopyTo(new Span<int>(_tokens, (int)n));
+        targets.CopyTo(new Span<int>(_targets, (int)n));
+
+        _policy.BeginStep(batch, seq, backward);
+        Forward(batch, seq);
+        double loss = Head(n, backward, gradScale, predictions);
+        if (backward) Backward(batch, seq);
+        _policy.EndStep();
+        return loss;
+    }
+
+    /// <summary>Runs the forward pass over one sequence and writes the logits of its last position.</summary>
+    public void LastLogits(ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        int seq = tokens.Length, v = Config.VocabSize, c = Config.HiddenSize;
+        if (seq < 1 || seq > MaxSeq) throw new ArgumentException($"sequence of {seq} tokens exceeds the model's allocation of {MaxSeq}");
+        if (logits.Length != v) throw new ArgumentException("logits must hold vocab_size entries");
+        foreach (int t in tokens)
+        {
+            if ((uint)t >= (uint)v) throw new MemoException($"token id {t} is outside the vocabulary (vocab_size {v})");
+        }
+        tokens.CopyTo(new Span<int>(_tokens, seq));
+        _policy.BeginStep(1, seq, backward: false);
+        Forward(1, seq);
+        _policy.EndStep();
+        Gemm.Multiply(false, true, 1, v, c, _finalNorm + (long)(seq - 1) * c, c, W(Layout.Head), c, _logits, v, accumulate: false, _pool);
+        new ReadOnlySpan<float>(_logits, v).CopyTo(logits);
+    }
+
+    /// <summary>Measured memory and copy figures of the last step.</summary>
+    public StepMemoryMetrics LastMetrics => _policy.Metrics;
+
+    private void Forward(int batch, int seq)
+    {
+        long n = (long)batch * seq;
+        var c = Config;
+        Embedding.Forward(n, c.HiddenSize, _tokens, W(Layout.Embed), W(Layout.Positions), 0, seq, _policy.InputOf(0), _pool);
+        for (int l = 0; l < c.NumLayers; l++)
+        {
+            var lb = _policy.BeginForward(l);
+            PreAttention(lb, 0, n, seq);
+            AttentionForward(lb, batch, seq);
+            _policy.BeforeOutput(l);
+            PostAttention(lb, 0, n, lb.Output);
+            _policy.EndForward(l);
+        }
+        Norm(_finalInput, Layout.NormF, Layout.NormFBias, _finalNorm, _finalMean, _finalRstd, 0, n);
+    }
+
+    private void Backward(int batch, int seq)
+    {
+        long n = (long)batch * seq;
+        var c = Config;
+        // The head left dL/d(final norm output) in _dH.
+        Elementwise.Fill(n * c.HiddenSize, _dA, 0f, _pool);
+        NormBackward(_dH, _finalInput, Layout.NormF, Layout.NormFBias, _finalMean, _finalRstd, _dA, n);
+        float* dy = _dA, dx = _dB;
+        for (int l = c.NumLayers - 1; l >= 0; l--)
+        {
+            var lb = _policy.BeginBackward(l, batch, seq);
+            LayerBackward(lb, batch, seq, dy, dx);
+            _policy.EndBackward(l);
+            float* t = dy;
+            dy = dx;
+            dx = t;
+        }
+        Embedding.Backward(n, c.HiddenSize, _tokens, dy, G(Layout.Embed), G(Layout.Positions), 0, seq, _pool);
+    }
+
+    public void Dispose()
+    {
+        _policy.Dispose();
+        _arena.Dispose();
+    }
+}

@@ -1,0 +1,87 @@
+using Memo.Cpu.Kernels;
+using Memo.Model;
+
+namespace Memo.Training;
+
+/// <summary>Hyperparameters of one training run; printed and saved with every checkpoint.</summary>
+public sealed record TrainHyper
+{
+    public double LearningRate { get; init; } = 1e-3;
+    public double MinLrRatio { get; init; } = 0.1;
+    public int WarmupSteps { get; init; } = 20;
+    public int TotalSteps { get; init; } = 300;
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.95;
+    public double Eps { get; init; } = 1e-8;
+    public double WeightDecay { get; init; } = 0.1;
+
+    /// <summary>Global-norm clipping threshold; 0 disables clipping.</summary>
+    public double GradClip { get; init; } = 1.0;
+
+    /// <summary>Linear warm-up over <see cref="WarmupSteps"/>, then cosine decay to MinLrRatio x lr at <see cref="TotalSteps"/>.</summary>
+    public double LearningRateAt(long step)
+    {
+        double max = LearningRate, min = LearningRate * MinLrRatio;
+        if (step < WarmupSteps) return max * (step + 1) / WarmupSteps;
+        double progress = Math.Min(1.0, (double)(step - WarmupSteps) / Math.Max(1, TotalSteps - WarmupSteps));
+        return min + 0.5 * (max - min) * (1 + Math.Cos(Math.PI * progress));
+    }
+}
+
+/// <summary>
+/// AdamW with decoupled weight decay (on matrices and embeddings, not on norms or biases), global-norm
+/// gradient clipping, fp32 master weights. The moments share the parameter layout.
+/// </summary>
+public sealed unsafe class AdamWOptimizer : IDisposable
+{
+    private readonly Transformer _model;
+
+    public AdamWOptimizer(Transformer model) => _model = model;
+
+    /// <summary>First moments, in the parameter layout (device memory of the model's arena).</summary>
+    public float* M => _model.AdamM;
+
+    /// <summary>Second moments, in the parameter layout.</summary>
+    public float* V => _model.AdamV;
+
+    /// <summary>Number of updates applied so far (AdamW's bias-correction step count).</summary>
+    public long StepCount { get; set; }
+
+    /// <summary>Global L2 norm of the gradients, summed in a fixed order in double.</summary>
+    public double GradNorm()
+    {
+        var layout = _model.Layout;
+        double sum = 0;
+        for (int i = 0; i < layout.Specs.Count; i++)
+        {
+            sum += AdamW.SumOfSquares(layout.Specs[i].Elements, _model.G(i), _model.Pool);
+        }
+        return Math.Sqrt(sum);
+    }
+
+    /// <summary>Clips (when configured) and applies one update at <paramref name="lr"/>; returns the pre-clip norm.</summary>
+    public double Update(TrainHyper h, double lr)
+    {
+        var layout = _model.Layout;
+        double norm = GradNorm();
+        if (h.GradClip > 0)
+        {
+            double coef = h.GradClip / (norm + 1e-6);
+            if (coef < 1.0) AdamW.Scale(layout.TotalElements, _model.Grads, (float)coef, _model.Pool);
+        }
+        StepCount++;
+        for (int i = 0; i < layout.Specs.Count; i++)
+        {
+            var spec = layout.Specs[i];
+            long off = layout.Offset(i);
+            AdamW.Step(spec.Elements, _model.W(i), _model.G(i), M + off, V + off, (float)lr,
+                (float)h.Beta1, (float)h.Beta2, (float)h.Eps, spec.Decay ? (float)h.WeightDecay : 0f, StepCount, _model.Pool);
+        }
+        return norm;
+    }
+
+    public void Dispose()
+    {
+        // The moments belong to the model's arena.
+    }
+}

@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using Memo.Cpu;
+using Memo.Model;
+using Memo.Training.Data;
+
+namespace Memo.Training;
+
+/// <summary>What one optimizer step did, as measured.</summary>
+public sealed record StepMetrics(long Step, double Loss, double LearningRate, double GradNorm, double StepMs, double TokensPerSecond,
+    long AnswersCorrect, long AnswersTotal, long NativeBytes, long NativePeakBytes)
+{
+    /// <summary>Recall accuracy over the step's answer positions, or NaN when the data has none.</summary>
+    public double Accuracy => AnswersTotal == 0 ? double.NaN : (double)AnswersCorrect / AnswersTotal;
+}
+
+/// <summary>
+/// The training loop: micro-batches with gradient accumulation, AdamW with clipping and a cosine schedule.
+/// Everything it needs is allocated in the constructor; a step allocates nothing on the native side.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly int[] _inputs;
+    private readonly int[] _targets;
+    private readonly byte[] _mask;
+    private readonly int[] _predictions;
+
+    public Trainer(Transformer model, IBatchSource data, TrainHyper hyper, int batch, int seq, int gradAccum)
+    {
+        if (data.MinVocab > model.Config.VocabSize)
+            throw new MemoException($"{data.Description} needs a vocabulary of at least {data.MinVocab} tokens, but the model has vocab_size {model.Config.VocabSize}");
+        if (gradAccum < 1) throw new MemoException($"--grad-accum must be at least 1 (got {gradAccum})");
+        Model = model;
+        Data = data;
+        Hyper = hyper;
+        Batch = batch;
+        Seq = seq;
+        GradAccum = gradAccum;
+        Optimizer = new AdamWOptimizer(model);
+        int n = checked(batch * seq);
+        _inputs = new int[n];
+        _targets = new int[n];
+        _mask = new byte[n];
+        _predictions = new int[n];
+    }
+
+    public Transformer Model { get; }
+
+    public IBatchSource Data { get; }
+
+    public TrainHyper Hyper { get; }
+
+    public AdamWOptimizer Optimizer { get; }
+
+    public int Batch { get; }
+
+    public int Seq { get; }
+
+    public int GradAccum { get; }
+
+    /// <summary>Optimizer steps completed.</summary>
+    public long Step { get; set; }
+
+    public long TokensPerStep => (long)Batch * Seq * GradAccum;
+
+    public StepMetrics TrainStep()
+    {
+        var sw = Stopwatch.StartNew();
+        Model.ZeroGrads();
+        float scale = (float)(1.0 / TokensPerStep);
+        double loss = 0;
+        long correct = 0, total = 0;
+        for (int micro = 0; micro < GradAccum; micro++)
+        {
+            Data.NextBatch(Batch, Seq, _inputs, _targets, _mask);
+            bool wantPredictions = _mask.AsSpan().IndexOfAnyExcept((byte)0) >= 0;
+            loss += Model.Step(Batch, Seq, _inputs, _targets, backward: true, scale, wantPredictions ? _predictions : default);
+            if (wantPredictions) Count(ref correct, ref total);
+        }
+        loss /= GradAccum;
+        double lr = Hyper.LearningRateAt(Step);
+        double norm = Optimizer.Update(Hyper, lr);
+        Step++;
+        double ms = sw.Elapsed.TotalMilliseconds;
+        return new StepMetrics(Step, loss, lr, norm, ms, TokensPerStep / (ms / 1000.0), correct, total,
+            NativeMemoryStats.Current, NativeMemoryStats.Peak);
+    }
+
+    /// <summary>Loss and recall accuracy on <paramref name="batches"/> batches from <paramref name="source"/>, without updating.</summary>
+    public (double Loss, long Correct, long Total) Evaluate(IBatchSource source, int batches)
+    {
+        double loss = 0;
+        long correct = 0, total = 0;
+        for (int i = 0; i < batches; i++)
+        {
+            source.NextBatch(Batch, Seq, _inputs, _targets, _mask);
+            loss += Model.Step(Batch, Seq, _inputs, _targets, backward: false, 1f, _predictions);
+            Count(ref correct, ref total);
+        }
+        return (loss / Math.Max(1, batches), correct, total);
+    }
+
+    private void Count(ref long correct, ref long total)
+    {
+        for (int i = 0; i < _mask.Length; i++)
+        {
+            if (_mask[i] == 0) continue;
+            total++;
+            if (_predictions[i] == _targets[i]) correct++;
+        }
+    }
+
+    public void Dispose() => Optimizer.Dispose();
+}
