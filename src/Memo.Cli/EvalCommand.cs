@@ -33,7 +33,7 @@ internal static class EvalCommand
         var cfg = Checkpoint.ReadConfig(dir);
         if (cfg.HasLearnedPositions && seq > cfg.MaxPositions)
             throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of this gpt2 model; use --seq {cfg.MaxPositions} or less");
-        using var source = DataSources.Open("file:" + Path.GetFullPath(dataPath), 0, cfg.VocabSize);
+        using var source = DataSources.Open(dataPath, cfg.VocabSize);
         using var model = new Transformer(cfg, batch, seq);
         Checkpoint.LoadWeights(dir, model);
         int n = batch * seq;

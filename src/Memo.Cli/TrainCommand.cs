@@ -140,7 +140,7 @@ internal static class TrainCommand
             throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of gpt2 model '{cfg.Name}'; use --seq {cfg.MaxPositions} or less");
         if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
 
-        using var source = DataSources.Open(dataSpec, seed, cfg.VocabSize);
+        using var source = DataSpec.Open(dataSpec, seed, cfg.VocabSize);
         using var model = new Transformer(cfg, batch, seq);
         using var trainer = new Trainer(model, source, hyper, batch, seq, accum);
         if (resumed != null)

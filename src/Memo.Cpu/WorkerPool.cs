@@ -9,6 +9,11 @@ namespace Memo.Cpu;
 /// so kernels must make each index's result independent of the thread that runs it (they do: every
 /// reduction has a fixed order), which keeps results bit-identical for any thread count.
 /// </summary>
+/// <remarks>
+/// Work is claimed from one 64-bit ticket, (call number &lt;&lt; 32) | next index, by compare-and-swap,
+/// so a worker that wakes late can never claim an index of a later call. The caller waits only for
+/// the indices that were claimed to finish, never for idle workers to be scheduled.
+/// </remarks>
 public sealed unsafe class WorkerPool : IDisposable
 {
     private static WorkerPool? _default;
@@ -17,11 +22,12 @@ public sealed unsafe class WorkerPool : IDisposable
     private readonly Thread[] _threads;
     private readonly SemaphoreSlim[] _wake;
     private readonly int[] _sleeping;
+    private readonly object _callLock = new();
     private volatile int _generation;
     private volatile bool _stop;
-    private int _next;
+    private long _ticket;
     private int _count;
-    private int _pending;
+    private int _completed;
     private delegate* managed<int, void*, void> _body;
     private void* _state;
     private ExceptionDispatchInfo? _error;
@@ -45,9 +51,7 @@ public sealed unsafe class WorkerPool : IDisposable
 
     public int Threads { get; }
 
-    /// <summary>
-    /// The pool used when none is given: <c>MEMO_THREADS</c> threads if set, else one per core.
-    /// </summary>
+    /// <summary>The pool used when none is given: <c>MEMO_THREADS</c> threads if set, else one per core.</summary>
     public static WorkerPool Default
     {
         get
@@ -80,41 +84,53 @@ public sealed unsafe class WorkerPool : IDisposable
             for (int i = 0; i < count; i++) body(i, state);
             return;
         }
-        lock (_threads)
+        lock (_callLock)
         {
             _body = body;
             _state = state;
             _count = count;
-            _next = 0;
             _error = null;
-            Volatile.Write(ref _pending, _threads.Length);
-            Interlocked.Increment(ref _generation);
+            Volatile.Write(ref _completed, 0);
+            int gen = _generation + 1;
+            Interlocked.Exchange(ref _ticket, (long)gen << 32);
+            _generation = gen;
             for (int i = 0; i < _threads.Length; i++)
             {
                 if (Interlocked.Exchange(ref _sleeping[i], 0) == 1) _wake[i].Release();
             }
-            RunShare();
+            RunShare(gen);
             var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            while (Volatile.Read(ref _completed) < count) spin.SpinOnce(sleep1Threshold: -1);
             _body = null;
             _state = null;
             _error?.Throw();
         }
     }
 
-    private void RunShare()
+    /// <summary>Claims and runs indices of call <paramref name="gen"/> until none are left.</summary>
+    private void RunShare(int gen)
     {
         bool was = _insideBody;
         _insideBody = true;
         try
         {
-            int i;
-            while ((i = Interlocked.Increment(ref _next) - 1) < _count) _body(i, _state);
-        }
-        catch (Exception e)
-        {
-            Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null);
-            Volatile.Write(ref _next, _count);
+            while (true)
+            {
+                long t = Interlocked.Read(ref _ticket);
+                if ((int)(t >> 32) != gen) return;
+                int i = (int)(t & 0xFFFFFFFF);
+                if (i >= Volatile.Read(ref _count)) return;
+                if (Interlocked.CompareExchange(ref _ticket, t + 1, t) != t) continue;
+                try
+                {
+                    _body(i, _state);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null);
+                }
+                Interlocked.Increment(ref _completed);
+            }
         }
         finally
         {
@@ -130,7 +146,7 @@ public sealed unsafe class WorkerPool : IDisposable
             int spins = 0;
             while (_generation == seen && !_stop)
             {
-                if (++spins < 4000)
+                if (++spins < 2000)
                 {
                     Thread.SpinWait(20);
                     continue;
@@ -146,8 +162,7 @@ public sealed unsafe class WorkerPool : IDisposable
             }
             if (_stop) return;
             seen = _generation;
-            RunShare();
-            Interlocked.Decrement(ref _pending);
+            RunShare(seen);
         }
     }
 

@@ -151,7 +151,7 @@ public sealed unsafe partial class Transformer
         public long HostCapacity => _hostCapacity;
 
         /// <summary>Skeleton and token-local bytes per token of one layer's saved set.</summary>
-        public (long Skeleton, long Rest) SwapBytesPerToken()
+        public (long Skeleton, long TokenLocal) SwapBytesPerToken()
         {
             long skel = 0, rest = 0;
             var rows = _m._inv.Rows;

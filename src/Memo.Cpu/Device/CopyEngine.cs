@@ -166,7 +166,7 @@ public sealed unsafe class CopyEngine : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static void FillNaN(byte* p, long bytes)
+    public static void FillNaN(byte* p, long bytes)
     {
         long floats = bytes / 4;
         float* f = (float*)p;
