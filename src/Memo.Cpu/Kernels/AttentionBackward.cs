@@ -15,7 +15,7 @@ public static unsafe partial class Attention
     {
         public AttentionShape Shape;
         public float* Q, K, V, O, Lse, DO, DQ, DK, DV, Workspace;
-        public long SlotFloats, QueryTiles, Items, Next;
+        public long SlotFloats, Blocks, Items, Next;
     }
 
     private static void BackwardWorker(int slot, void* state)
@@ -31,8 +31,9 @@ public static unsafe partial class Attention
     }
 
     /// <summary>
-    /// dk, dv of kv head g in sequence b, and dq of its query heads. Sum order: query head, query tile,
-    /// key tile, each increasing; within a pair, over queries (dk, dv) or keys (dq) in increasing order.
+    /// dk, dv of kv head g in sequence b, and dq of its query heads. Sum order: query head, query block,
+    /// key tile, query tile of the block, each increasing; within a pair, over queries (dk, dv) or keys
+    /// (dq) in increasing order. Each key tile is loaded once for all query tiles of a block.
     /// </summary>
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -41,18 +42,16 @@ public static unsafe partial class Attention
         const int R = AttentionTiles.Rows, Bc = AttentionTiles.Keys;
         ref readonly AttentionShape s = ref st->Shape;
         int heads = s.Heads, dim = s.HeadDim, group = s.Heads / s.KvHeads, dimPad = Padded(dim);
-        long seqLen = s.SeqLen, qStride = s.QStride, kvStride = s.KvStride, oStride = s.OStride;
+        long seqLen = s.SeqLen, qStride = s.QStride, kvStride = s.KvStride;
         float scale = s.Scale, c = s.Scale * Log2E;
 
-        float* qT = w;                    // (D, 64) q * Scale*log2(e), transposed
-        float* dOT = qT + dim * R;        // (D, 64) dO, transposed
-        float* dqT = dOT + dim * R;       // (D, 64) dq of the query tile, transposed
-        float* qRows = dqT + dim * R;     // (64, Dpad) q rows, zero padded
-        float* dORows = qRows + R * dimPad; // (64, Dpad) dO rows, zero padded
-        float* pT = dORows + R * dimPad;  // (Bc, 64) probabilities of one key tile
-        float* dsT = pT + Bc * R;         // (Bc, 64) dP, then dS * Scale
-        float* lse2 = dsT + Bc * R;       // (64) lse * log2(e); +inf for rows past the sequence
-        float* delta = lse2 + R;          // (64) D_i = dO_i . o_i
+        // Per query tile of a block (BackwardTileFloats): qT (D, 64) q * Scale*log2(e), transposed;
+        // dOT (D, 64) dO, transposed; dqT (D, 64) dq of the tile, transposed; q and dO rows (64, Dpad),
+        // zero padded; lse2 (64) lse * log2(e), +inf past the sequence; delta (64) D_i = dO_i . o_i.
+        // Then, shared: pT (Bc, 64) probabilities of one key tile; dsT (Bc, 64) dP, then dS * Scale.
+        long perTile = BackwardTileFloats(dim);
+        float* pT = w + Block * perTile;
+        float* dsT = pT + Bc * R;
 
         long seqRow0 = b * seqLen;
         float* kBase = st->K + seqRow0 * kvStride + (long)g * dim;
@@ -67,53 +66,80 @@ public static unsafe partial class Attention
 
         for (int h = g * group; h < (g + 1) * group; h++)
         {
-            for (long tile = 0; tile < st->QueryTiles; tile++)
+            for (long block = 0; block < st->Blocks; block++)
             {
-                long i0 = tile * R;
-                int rows = (int)Math.Min(R, seqLen - i0);
-                long row0 = seqRow0 + i0;
-                LoadQueryTile(st, row0, h, rows, c, qT, dOT, qRows, dORows, lse2, delta);
+                long blockRow0 = block * BlockRows;
+                int tiles = (int)Math.Min(Block, (seqLen - blockRow0 + R - 1) / R);
+                for (int u = 0; u < tiles; u++)
+                {
+                    long i0 = blockRow0 + u * R;
+                    float* qT = w + u * perTile;
+                    LoadQueryTile(st, seqRow0 + i0, h, (int)Math.Min(R, seqLen - i0), c, qT, dim, dimPad);
+                }
 
-                long last = i0 + rows - 1;
-                long keyTiles = last / Bc + 1;
+                long blockLast = Math.Min(seqLen, blockRow0 + BlockRows) - 1;
+                long keyTiles = blockLast / Bc + 1;
                 for (long kt = 0; kt < keyTiles; kt++)
                 {
                     long j0 = kt * Bc;
-                    int keys = (int)Math.Min(Bc, last + 1 - j0);
                     float* kTile = kBase + j0 * kvStride;
                     if (kt + 1 < keyTiles)
                     {
-                        int next = (int)Math.Min(Bc, last + 1 - j0 - Bc);
+                        int next = (int)Math.Min(Bc, blockLast + 1 - j0 - Bc);
                         long nextRow = (j0 + Bc) * kvStride;
                         AttentionTiles.Prefetch(kBase + nextRow, kvStride, next, dim);
                         AttentionTiles.Prefetch(vBase + nextRow, kvStride, next, dim);
                         AttentionTiles.Prefetch(dkBase + nextRow, kvStride, next, dim);
                         AttentionTiles.Prefetch(dvBase + nextRow, kvStride, next, dim);
                     }
-                    AttentionTiles.ProductT(pT, keys, kTile, (nint)kvStride, 1, dim, qT, TileInit.Zero, null);
-                    if (j0 + keys - 1 > i0) AttentionTiles.MaskCausal(pT, keys, j0 - i0);
-                    AttentionTiles.ProductT(dsT, keys, vBase + j0 * kvStride, (nint)kvStride, 1, dim, dOT, TileInit.Zero, null);
-                    ProbabilitiesAndScoreGrad(pT, dsT, keys, lse2, delta, scale);
-                    AttentionTiles.ProductRows(dvBase + j0 * kvStride, (nint)kvStride, keys, dim, pT, rows, dORows, dimPad);
-                    AttentionTiles.ProductRows(dkBase + j0 * kvStride, (nint)kvStride, keys, dim, dsT, rows, qRows, dimPad);
-                    AttentionTiles.ProductT(dqT, dim, kTile, 1, (nint)kvStride, keys, dsT,
-                        kt == 0 ? TileInit.Zero : TileInit.Accumulate, null);
+                    for (int u = 0; u < tiles; u++)
+                    {
+                        long i0 = blockRow0 + u * R;
+                        long last = Math.Min(seqLen, i0 + R) - 1;
+                        if (j0 > last) continue; // keys after the tile's last query: fully masked
+                        int keys = (int)Math.Min(Bc, last + 1 - j0);
+                        int rows = (int)(last + 1 - i0);
+                        float* qT = w + u * perTile;
+                        float* dOT = qT + dim * R;
+                        float* dqT = dOT + dim * R;
+                        float* qRows = dqT + dim * R;
+                        float* dORows = qRows + R * dimPad;
+                        float* lse2 = dORows + R * dimPad;
+                        float* delta = lse2 + R;
+                        AttentionTiles.ProductT(pT, keys, kTile, (nint)kvStride, 1, dim, qT, TileInit.Zero, null);
+                        if (j0 + keys - 1 > i0) AttentionTiles.MaskCausal(pT, keys, j0 - i0);
+                        AttentionTiles.ProductT(dsT, keys, vBase + j0 * kvStride, (nint)kvStride, 1, dim, dOT, TileInit.Zero, null);
+                        ProbabilitiesAndScoreGrad(pT, dsT, keys, lse2, delta, scale);
+                        AttentionTiles.ProductRows(dvBase + j0 * kvStride, (nint)kvStride, keys, dim, pT, rows, dORows, dimPad);
+                        AttentionTiles.ProductRows(dkBase + j0 * kvStride, (nint)kvStride, keys, dim, dsT, rows, qRows, dimPad);
+                        AttentionTiles.ProductT(dqT, dim, kTile, 1, (nint)kvStride, keys, dsT,
+                            kt == 0 ? TileInit.Zero : TileInit.Accumulate, null);
+                    }
                 }
 
-                float* dqRow = st->DQ + row0 * qStride + (long)h * dim;
-                for (int i = 0; i < rows; i++, dqRow += qStride)
-                    for (int d = 0; d < dim; d++) dqRow[d] = dqT[d * R + i];
+                for (int u = 0; u < tiles; u++)
+                {
+                    long i0 = blockRow0 + u * R;
+                    int rows = (int)Math.Min(R, seqLen - i0);
+                    float* dqT = w + u * perTile + 2 * dim * R;
+                    float* dqRow = st->DQ + (seqRow0 + i0) * qStride + (long)h * dim;
+                    for (int i = 0; i < rows; i++, dqRow += qStride)
+                        for (int d = 0; d < dim; d++) dqRow[d] = dqT[d * R + i];
+                }
             }
         }
     }
 
-    /// <summary>Copies one query tile's q, dO (transposed and as rows), lse and D = rowsum(dO * o) into the workspace.</summary>
-    private static void LoadQueryTile(BackwardState* st, long row0, int h, int rows, float c,
-        float* qT, float* dOT, float* qRows, float* dORows, float* lse2, float* delta)
+    /// <summary>Copies one query tile's q, dO (transposed and as rows), lse and D = rowsum(dO * o) into its workspace part at <paramref name="qT"/>.</summary>
+    private static void LoadQueryTile(BackwardState* st, long row0, int h, int rows, float c, float* qT, int dim, int dimPad)
     {
         const int R = AttentionTiles.Rows;
         ref readonly AttentionShape s = ref st->Shape;
-        int dim = s.HeadDim, dimPad = Padded(dim);
+        float* dOT = qT + dim * R;
+        float* qRows = dOT + 2 * dim * R;
+        float* dORows = qRows + R * dimPad;
+        float* lse2 = dORows + R * dimPad;
+        float* delta = lse2 + R;
         float* qRow = st->Q + row0 * s.QStride + (long)h * dim;
         float* oRow = st->O + row0 * s.OStride + (long)h * dim;
         float* dORow = st->DO + row0 * s.OStride + (long)h * dim;

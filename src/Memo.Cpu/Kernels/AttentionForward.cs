@@ -4,14 +4,14 @@ using Vec = System.Runtime.Intrinsics.Vector512;
 
 namespace Memo.Cpu.Kernels;
 
-/// <summary>Forward pass of <see cref="Attention"/>: online softmax over key tiles, per (b, h, query tile).</summary>
+/// <summary>Forward pass of <see cref="Attention"/>: online softmax over key tiles, per (b, h, block of query tiles).</summary>
 public static unsafe partial class Attention
 {
     private struct ForwardState
     {
         public AttentionShape Shape;
         public float* Q, K, V, O, Lse, Workspace;
-        public long SlotFloats, QueryTiles, Items, Next;
+        public long SlotFloats, Blocks, Items, Next;
     }
 
     private static void ForwardWorker(int slot, void* state)
@@ -19,79 +19,103 @@ public static unsafe partial class Attention
         var st = (ForwardState*)state;
         float* w = st->Workspace + slot * st->SlotFloats;
         long item;
-        while ((item = Interlocked.Increment(ref st->Next) - 1) < st->Items) ForwardTile(st, item, w);
+        while ((item = Interlocked.Increment(ref st->Next) - 1) < st->Items) ForwardBlock(st, item, w);
     }
 
     /// <summary>
+    /// One item: the query block (<see cref="Block"/> tiles of 64 queries) <c>item</c> of one (b, h).
     /// Item order: (b, h) major, so workers share one head's keys and values in cache; within a head
-    /// the costliest (last) query tiles first, so the schedule ends with short items.
-    /// The result of an item does not depend on which worker runs it.
+    /// the costliest (last) blocks first, so the schedule ends with short items. Each key tile is
+    /// loaded once for all tiles of the block. The result of an item does not depend on which worker runs it.
     /// </summary>
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardTile(ForwardState* st, long item, float* w)
+    private static void ForwardBlock(ForwardState* st, long item, float* w)
     {
         const int R = AttentionTiles.Rows, Bc = AttentionTiles.Keys;
         ref readonly AttentionShape s = ref st->Shape;
         int heads = s.Heads, dim = s.HeadDim;
         long seqLen = s.SeqLen, qStride = s.QStride, kvStride = s.KvStride, oStride = s.OStride;
-        long bh = item / st->QueryTiles;
-        long tile = st->QueryTiles - 1 - item % st->QueryTiles;
+        long bh = item / st->Blocks;
+        long block = st->Blocks - 1 - item % st->Blocks;
         int b = (int)(bh / heads), h = (int)(bh % heads);
         int g = h / (heads / s.KvHeads);
-        long i0 = tile * R;
-        int rows = (int)Math.Min(R, seqLen - i0);
-        long row0 = b * seqLen + i0;
+        long blockRow0 = block * Block * R;
+        int tiles = (int)Math.Min(Block, (seqLen - blockRow0 + R - 1) / R);
 
-        float* qT = w;                    // (D, 64) q of the tile, scaled by Scale*log2(e), transposed
-        float* oT = qT + dim * R;         // (D, 64) unnormalized output, transposed
-        float* sT = oT + dim * R;         // (Bc, 64) scores, then probabilities, of one key tile
-        float* mx = sT + Bc * R;          // (64) running max, base 2
-        float* sum = mx + R;              // (64) running sum of 2^(s2 - max)
-        float* alpha = sum + R;           // (64) rescale of the running output for this key tile
-
+        // Per query tile of the block: qT (D, 64) q scaled by Scale*log2(e), transposed; oT (D, 64)
+        // unnormalized output, transposed; running max (base 2), running sum, and this key tile's
+        // rescale, 64 each. Then one shared (Bc, 64) tile of scores / probabilities.
+        long perTile = 2L * dim * R + 3 * R;
+        float* sT = w + Block * perTile;
         float c = s.Scale * Log2E;
-        float* qRow = st->Q + row0 * qStride + (long)h * dim;
-        for (int i = 0; i < rows; i++, qRow += qStride)
-            for (int d = 0; d < dim; d++) qT[d * R + i] = qRow[d] * c;
-        for (int i = rows; i < R; i++)
-            for (int d = 0; d < dim; d++) qT[d * R + i] = 0;
-        for (int i = 0; i < R; i++)
+        for (int u = 0; u < tiles; u++)
         {
-            mx[i] = float.NegativeInfinity;
-            sum[i] = 0;
+            float* qT = w + u * perTile;
+            float* mx = qT + 2 * dim * R;
+            long i0 = blockRow0 + u * R;
+            int rows = (int)Math.Min(R, seqLen - i0);
+            float* qRow = st->Q + (b * seqLen + i0) * qStride + (long)h * dim;
+            for (int i = 0; i < rows; i++, qRow += qStride)
+                for (int d = 0; d < dim; d++) qT[d * R + i] = qRow[d] * c;
+            for (int i = rows; i < R; i++)
+                for (int d = 0; d < dim; d++) qT[d * R + i] = 0;
+            for (int i = 0; i < R; i++)
+            {
+                mx[i] = float.NegativeInfinity;
+                mx[R + i] = 0;
+            }
         }
 
         float* kBase = st->K + b * seqLen * kvStride + (long)g * dim;
         float* vBase = st->V + b * seqLen * kvStride + (long)g * dim;
-        long last = i0 + rows - 1;
-        long keyTiles = last / Bc + 1;
+        long blockLast = Math.Min(seqLen, blockRow0 + Block * R) - 1;
+        long keyTiles = blockLast / Bc + 1;
         for (long kt = 0; kt < keyTiles; kt++)
         {
             long j0 = kt * Bc;
-            int keys = (int)Math.Min(Bc, last + 1 - j0);
             if (kt + 1 < keyTiles)
             {
-                int next = (int)Math.Min(Bc, last + 1 - j0 - Bc);
+                int next = (int)Math.Min(Bc, blockLast + 1 - j0 - Bc);
                 AttentionTiles.Prefetch(kBase + (j0 + Bc) * kvStride, kvStride, next, dim);
                 AttentionTiles.Prefetch(vBase + (j0 + Bc) * kvStride, kvStride, next, dim);
             }
-            AttentionTiles.ProductT(sT, keys, kBase + j0 * kvStride, (nint)kvStride, 1, dim, qT, TileInit.Zero, null);
-            if (j0 + keys - 1 > i0) AttentionTiles.MaskCausal(sT, keys, j0 - i0);
-            OnlineSoftmax(sT, keys, mx, sum, alpha);
-            AttentionTiles.ProductT(oT, dim, vBase + j0 * kvStride, 1, (nint)kvStride, keys, sT,
-                kt == 0 ? TileInit.Zero : TileInit.Scale, alpha);
+            for (int u = 0; u < tiles; u++)
+            {
+                long i0 = blockRow0 + u * R;
+                long last = Math.Min(seqLen, i0 + R) - 1;
+                if (j0 > last) continue; // keys after the tile's last query: fully masked
+                int keys = (int)Math.Min(Bc, last + 1 - j0);
+                float* qT = w + u * perTile;
+                float* oT = qT + dim * R;
+                float* mx = oT + dim * R;
+                AttentionTiles.ProductT(sT, keys, kBase + j0 * kvStride, (nint)kvStride, 1, dim, qT, TileInit.Zero, null);
+                if (j0 + keys - 1 > i0) AttentionTiles.MaskCausal(sT, keys, j0 - i0);
+                OnlineSoftmax(sT, keys, mx, mx + R, mx + 2 * R);
+                AttentionTiles.ProductT(oT, dim, vBase + j0 * kvStride, 1, (nint)kvStride, keys, sT,
+                    kt == 0 ? TileInit.Zero : TileInit.Scale, mx + 2 * R);
+            }
         }
 
-        for (int i = 0; i < R; i += AttentionTiles.Lanes)
-            (Vector512<float>.One / Vec.Load(sum + i)).Store(alpha + i);
-        float* oRow = st->O + row0 * oStride + (long)h * dim;
-        float* lseRow = st->Lse + row0 * heads + h;
-        for (int i = 0; i < rows; i++, oRow += oStride, lseRow += heads)
+        for (int u = 0; u < tiles; u++)
         {
-            float inv = alpha[i];
-            for (int d = 0; d < dim; d++) oRow[d] = oT[d * R + i] * inv;
-            *lseRow = (mx[i] + MathF.Log2(sum[i])) * Ln2;
+            float* oT = w + u * perTile + dim * R;
+            float* mx = oT + dim * R;
+            float* sum = mx + R;
+            float* inv = sum + R;
+            for (int i = 0; i < R; i += AttentionTiles.Lanes)
+                (Vector512<float>.One / Vec.Load(sum + i)).Store(inv + i);
+            long i0 = blockRow0 + u * R;
+            int rows = (int)Math.Min(R, seqLen - i0);
+            long row0 = b * seqLen + i0;
+            float* oRow = st->O + row0 * oStride + (long)h * dim;
+            float* lseRow = st->Lse + row0 * heads + h;
+            for (int i = 0; i < rows; i++, oRow += oStride, lseRow += heads)
+            {
+                float f = inv[i];
+                for (int d = 0; d < dim; d++) oRow[d] = oT[d * R + i] * f;
+                *lseRow = (mx[i] + MathF.Log2(sum[i])) * Ln2;
+            }
         }
     }
 
