@@ -8,6 +8,12 @@ public static class Program
         usage: Memo.Benchmarks <command> [options]
           matmul [--sizes 1024,2048,4096] [--threads 2] [--reps 5] [--no-gpt2] [--out FILE.md]
                  Memo's CPU GEMM vs OpenBLAS cblas_sgemm, median GFLOP/s per shape
+          attention [--t 1024,4096,16384] [--d 64] [--heads 8] [--kv 8] [--batch 1] [--threads N] [--reps 5]
+                 causal attention forward/backward, median time and GFLOP/s
+          policies [--model llama-small] [--layers 8] [--seq 4096] [--batch 1] [--rounds 5] [--out FILE.md]
+                 step time of keep / recompute / swap / memo, copy, exposed copy and recompute time
+          gpt2 [--steps 5] [--threads 2] [--python /usr/bin/python3] [--out FILE.md]
+                 GPT-2 124M training step (B=4, T=1024): Memo vs PyTorch, tokens/s and ratio
           bdn [BenchmarkDotNet args]   BenchmarkDotNet classes (default filter: all)
         """;
 
@@ -24,6 +30,12 @@ public static class Program
             {
                 case "matmul":
                     return MatmulBench.Run(args[1..]);
+                case "attention":
+                    return AttentionBench.Run(args[1..]);
+                case "policies":
+                    return PolicyBench.Run(args[1..]);
+                case "gpt2":
+                    return Gpt2StepBench.Run(args[1..]);
                 case "bdn":
                     BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
                         .Run(args.Length > 1 ? args[1..] : ["--filter", "*"]);

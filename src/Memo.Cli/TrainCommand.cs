@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Memo.Cpu;
 using Memo.Model;
+using Memo.Model.Memory;
 using Memo.Training;
 using Memo.Training.Data;
 using Spectre.Console;
@@ -38,10 +39,17 @@ internal static class TrainCommand
         var resume = CliOptions.Text("--resume", "checkpoint directory to resume from (continues bit-identically)");
         var log = CliOptions.Text("--log", "file to write one JSON object per step to");
         var threads = CliOptions.Int("--threads", "CPU threads (default: all cores)", 0);
+        var policy = CliOptions.Text("--policy", "activation memory policy: keep, recompute, swap or memo", "keep");
+        var alpha = CliOptions.Text("--alpha", "memo: fraction of tokens whose token-local activations are swapped (default: chosen from measured layer time, copy bandwidth and host budget)");
+        var deviceMemory = CliOptions.Text("--device-memory", "device memory budget, e.g. 512MiB or 6GB (default: what the plan needs)");
+        var hostMemory = CliOptions.Text("--host-memory", "host memory budget for swapped activations (default: what swapping needs)");
+        var poison = CliOptions.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
+        var dryRun = CliOptions.Flag("--dry-run", "print the memory report and stop before training");
 
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, data, task, seq, batch, accum, steps, lr, warmup, seed, checkpoint, every, save, resume, log, threads,
+            policy, alpha, deviceMemory, hostMemory, poison, dryRun,
         };
         cmd.SetAction(p =>
         {
@@ -65,6 +73,8 @@ internal static class TrainCommand
                 ResumeDir = p.GetValue(resume),
                 LogFile = p.GetValue(log),
                 Threads = p.GetValue(threads),
+                Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison)),
+                DryRun = p.GetValue(dryRun),
             };
             return Run(o);
         });
@@ -91,6 +101,25 @@ internal static class TrainCommand
         public string? ResumeDir { get; init; }
         public string? LogFile { get; init; }
         public int Threads { get; init; }
+        public MemoryOptions Memory { get; init; } = new();
+        public bool DryRun { get; init; }
+    }
+
+    internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison)
+    {
+        double? a = null;
+        if (alpha != null)
+        {
+            if (!double.TryParse(alpha, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || !(v >= 0 && v <= 1))
+                throw new MemoException($"--alpha must be a number between 0 and 1 (got '{alpha}')");
+            a = v;
+        }
+        var p = MemoryOptions.ParsePolicy(policy);
+        if (a != null && p != Policy.Memo) throw new MemoException($"--alpha applies to --policy memo only (got --policy {policy})");
+        long? d = device != null ? Sizes.ParseBytes(device, "--device-memory") : null;
+        long? h = host != null ? Sizes.ParseBytes(host, "--host-memory") : null;
+        if (d is <= 0) throw new MemoException("--device-memory must be positive");
+        return new MemoryOptions { Policy = p, Alpha = a, DeviceBudget = d, HostBudget = h, Poison = poison };
     }
 
     internal static int Run(TrainArgs a)
@@ -141,7 +170,18 @@ internal static class TrainCommand
         if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
 
         using var source = DataSpec.Open(dataSpec, seed, cfg.VocabSize);
-        using var model = new Transformer(cfg, batch, seq);
+        if (a.DryRun)
+        {
+            var layout = MemoryLayout.Build(cfg, batch, seq, a.Memory.Policy, WorkerPool.Default.Threads);
+            long capacity = a.Memory.DeviceBudget ?? layout.TotalBytes;
+            if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, batch, seq, a.Memory, WorkerPool.Default.Threads, capacity);
+            double alphaShown = a.Memory.Alpha ?? (a.Memory.Policy == Policy.Memo ? 1.0 : 0);
+            long hostBytes = MemoryReport.HostBytes(cfg, batch, seq, a.Memory.Policy, alphaShown);
+            Console.WriteLine($"model   {cfg}");
+            Console.WriteLine(MemoryReport.Describe(layout, capacity, hostBytes, alphaShown));
+            return 0;
+        }
+        using var model = new Transformer(cfg, batch, seq, null, a.Memory);
         using var trainer = new Trainer(model, source, hyper, batch, seq, accum);
         if (resumed != null)
         {
@@ -160,6 +200,7 @@ internal static class TrainCommand
         console.WriteLine($"data    {source.Description}");
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"batch   {batch} x {seq} tokens x {accum} micro-batches = {trainer.TokensPerStep} tokens/step, {WorkerPool.Default.Threads} threads, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
+        console.WriteLine(MemoryReport.Describe(model.DeviceLayout, model.Arena.Capacity, model.HostStoreBytes, model.Alpha));
         if (resumed != null) console.WriteLine($"resumed from {a.ResumeDir} at step {trainer.Step}");
 
         using var logWriter = a.LogFile != null ? OpenLog(a.LogFile, append: resumed != null) : null;
@@ -228,13 +269,20 @@ internal static class TrainCommand
             ["native_bytes"] = m.NativeBytes,
             ["native_peak_bytes"] = m.NativePeakBytes,
             ["rss_bytes"] = Environment.WorkingSet,
+            ["device_peak_bytes"] = m.Memory.DevicePeakBytes,
+            ["host_peak_bytes"] = m.Memory.HostPeakBytes,
+            ["swapped_bytes"] = m.Memory.SwappedBytes,
+            ["recomputed_tokens"] = m.Memory.RecomputedTokens,
+            ["copy_ms"] = Math.Round(m.Memory.CopyMs, 3),
+            ["exposed_copy_ms"] = Math.Round(m.Memory.ExposedCopyMs, 3),
+            ["alpha"] = m.Memory.Alpha,
         };
         if (m.AnswersTotal > 0) o["accuracy"] = m.Accuracy;
         return o.ToJsonString();
     }
 
     private static string Describe(StepMetrics m, long total) => string.Create(CultureInfo.InvariantCulture,
-        $"step {m.Step,5}/{total}  loss {m.Loss:0.0000}  {(m.AnswersTotal > 0 ? $"recall acc {m.Accuracy * 100,5:0.0}%  " : "")}lr {m.LearningRate:0.00e+0}  |g| {m.GradNorm:0.000}  {m.TokensPerSecond:0} tok/s  {m.StepMs:0} ms/step  mem {Sizes.FormatBytes(m.NativeBytes)}");
+        $"step {m.Step,5}/{total}  loss {m.Loss:0.0000}  {(m.AnswersTotal > 0 ? $"recall acc {m.Accuracy * 100,5:0.0}%  " : "")}lr {m.LearningRate:0.00e+0}  |g| {m.GradNorm:0.000}  {m.TokensPerSecond:0} tok/s  {m.StepMs:0} ms/step  device peak {Sizes.FormatBytes(m.Memory.DevicePeakBytes)}");
 
     private static void RunPlain(Action<Action<StepMetrics>> runner, long total)
     {

@@ -6,7 +6,7 @@ namespace Memo.Model;
 
 /// <summary>Measured memory and copy figures of one step (the policy fields of the training log).</summary>
 public sealed record StepMemoryMetrics(long DevicePeakBytes, long HostPeakBytes, long SwappedBytes, long RecomputedTokens,
-    double CopyMs, double ExposedCopyMs, double Alpha, double LayerForwardMs);
+    double CopyMs, double ExposedCopyMs, double Alpha, double LayerForwardMs, double RecomputeMs = 0);
 
 public sealed unsafe partial class Transformer
 {
@@ -55,6 +55,7 @@ public sealed unsafe partial class Transformer
         private double _forwardMs;
         private long _forwardStart;
         private long _hostPeak;
+        private double _recomputeMs;
 
         public PolicyRuntime(Transformer m)
         {
@@ -144,7 +145,7 @@ public sealed unsafe partial class Transformer
             }
         }
 
-        public StepMemoryMetrics Metrics { get; private set; } = new(0, 0, 0, 0, 0, 0, 0, 0);
+        public StepMemoryMetrics Metrics { get; private set; } = new(0, 0, 0, 0, 0, 0, 0, 0, 0);
 
         public double Alpha => _alpha;
 
@@ -192,6 +193,7 @@ public sealed unsafe partial class Transformer
             _exposedMs = 0;
             _forwardMs = 0;
             _hostPeak = 0;
+            _recomputeMs = 0;
             Array.Clear(_outQueued);
             foreach (var e in _outDone) e.Reset();
             foreach (var e in _inDone) e.Reset();
@@ -246,6 +248,8 @@ public sealed unsafe partial class Transformer
         {
             var lb = SetFor(layer);
             lb.Output = _m._dO; // recomputation never touches the next layer's input
+            if (Swapping && IsSwapped(layer)) Wait(_inDone[layer]);
+            long t0 = Stopwatch.GetTimestamp();
             switch (_policy)
             {
                 case Policy.Recompute:
@@ -254,10 +258,8 @@ public sealed unsafe partial class Transformer
                     _m.PostAttention(lb, 0, _n, _m._dO);
                     _recomputedTokens += _n;
                     break;
-                case Policy.Swap:
                 case Policy.Memo:
-                    if (IsSwapped(layer)) Wait(_inDone[layer]);
-                    if (_policy == Policy.Memo && IsSwapped(layer) && _swapRows < _n)
+                    if (IsSwapped(layer) && _swapRows < _n)
                     {
                         long r0 = _swapRows, rows = _n - _swapRows;
                         _m.PreAttention(lb, r0, rows, seq);
@@ -266,6 +268,7 @@ public sealed unsafe partial class Transformer
                     }
                     break;
             }
+            _recomputeMs += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             return lb;
         }
 
@@ -330,7 +333,7 @@ public sealed unsafe partial class Transformer
                 _alphaMeasured = true;
             }
             Metrics = new StepMemoryMetrics(_m._arena.PeakBytes, _hostPeak, _swappedBytes, _recomputedTokens, copyMs, _exposedMs,
-                _policy == Policy.Memo ? (double)_swapRows / Math.Max(1, _n) : (Swapping ? 1 : 0), layerMs);
+                _policy == Policy.Memo ? (double)_swapRows / Math.Max(1, _n) : (Swapping ? 1 : 0), layerMs, _recomputeMs);
         }
 
         private void Wait(StreamEvent e) => _exposedMs += e.Synchronize();

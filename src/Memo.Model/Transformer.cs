@@ -188,6 +188,12 @@ public sealed unsafe partial class Transformer : IDisposable
         new ReadOnlySpan<float>(_logits, v).CopyTo(logits);
     }
 
+    /// <summary>Bytes of the host store for swapped activations (0 for keep and recompute).</summary>
+    public long HostStoreBytes => _policy.HostCapacity;
+
+    /// <summary>The current memo alpha (1 for swap, 0 for keep and recompute).</summary>
+    public double Alpha => Memory.Policy switch { Policy.Memo => _policy.Alpha, Policy.Swap => 1, _ => 0 };
+
     /// <summary>Measured memory and copy figures of the last step.</summary>
     public StepMemoryMetrics LastMetrics => _policy.Metrics;
 

@@ -1,13 +1,14 @@
 using System.Diagnostics;
 using Memo.Cpu;
 using Memo.Model;
+using Memo.Model.Memory;
 using Memo.Training.Data;
 
 namespace Memo.Training;
 
 /// <summary>What one optimizer step did, as measured.</summary>
 public sealed record StepMetrics(long Step, double Loss, double LearningRate, double GradNorm, double StepMs, double TokensPerSecond,
-    long AnswersCorrect, long AnswersTotal, long NativeBytes, long NativePeakBytes)
+    long AnswersCorrect, long AnswersTotal, long NativeBytes, long NativePeakBytes, StepMemoryMetrics Memory)
 {
     /// <summary>Recall accuracy over the step's answer positions, or NaN when the data has none.</summary>
     public double Accuracy => AnswersTotal == 0 ? double.NaN : (double)AnswersCorrect / AnswersTotal;
@@ -69,12 +70,17 @@ public sealed class Trainer : IDisposable
         float scale = (float)(1.0 / TokensPerStep);
         double loss = 0;
         long correct = 0, total = 0;
+        StepMemoryMetrics? mem = null;
         for (int micro = 0; micro < GradAccum; micro++)
         {
             Data.NextBatch(Batch, Seq, _inputs, _targets, _mask);
             bool wantPredictions = _mask.AsSpan().IndexOfAnyExcept((byte)0) >= 0;
             loss += Model.Step(Batch, Seq, _inputs, _targets, backward: true, scale, wantPredictions ? _predictions : default);
             if (wantPredictions) Count(ref correct, ref total);
+            var m = Model.LastMetrics;
+            mem = mem == null ? m : new StepMemoryMetrics(Math.Max(mem.DevicePeakBytes, m.DevicePeakBytes), Math.Max(mem.HostPeakBytes, m.HostPeakBytes),
+                mem.SwappedBytes + m.SwappedBytes, mem.RecomputedTokens + m.RecomputedTokens, mem.CopyMs + m.CopyMs, mem.ExposedCopyMs + m.ExposedCopyMs,
+                m.Alpha, m.LayerForwardMs, mem.RecomputeMs + m.RecomputeMs);
         }
         loss /= GradAccum;
         double lr = Hyper.LearningRateAt(Step);
@@ -82,7 +88,7 @@ public sealed class Trainer : IDisposable
         Step++;
         double ms = sw.Elapsed.TotalMilliseconds;
         return new StepMetrics(Step, loss, lr, norm, ms, TokensPerStep / (ms / 1000.0), correct, total,
-            NativeMemoryStats.Current, NativeMemoryStats.Peak);
+            NativeMemoryStats.Current, NativeMemoryStats.Peak, mem!);
     }
 
     /// <summary>Loss and recall accuracy on <paramref name="batches"/> batches from <paramref name="source"/>, without updating.</summary>

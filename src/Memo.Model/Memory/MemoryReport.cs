@@ -72,7 +72,7 @@ public static class MemoryReport
             .Select(x => x.Policy.ToString().ToLowerInvariant())
             .ToList();
         string policyHint = fits.Count > 0 ? $"--policy {string.Join(" or ", fits)} fits" : "no policy fits this sequence";
-        // Longest sequence (a multiple of 64) at which the requested policy fits.
+        // Longest sequence at which the requested policy fits.
         int lo = 0, hi = seq;
         while (lo < hi)
         {

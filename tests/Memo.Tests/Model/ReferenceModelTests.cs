@@ -80,7 +80,7 @@ public sealed unsafe class ReferenceModelTests(ITestOutputHelper output)
         var norms = train["grad_norms"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray();
         using var model = new Transformer(cfg, b, t);
         Checkpoint.LoadWeights(dir, model);
-        using var trainer = new Trainer(model, new ArrayTokenSource(tokens, cfg.VocabSize), hyper, b, t, 1);
+        using var trainer = new Trainer(model, new MemoryTokenSource(tokens, cfg.VocabSize), hyper, b, t, 1);
         for (int s = 0; s < losses.Length; s++)
         {
             var m = trainer.TrainStep();
@@ -103,31 +103,5 @@ public sealed unsafe class ReferenceModelTests(ITestOutputHelper output)
             maxRef = Math.Max(maxRef, Math.Abs((double)b[i]));
         }
         return maxRef == 0 ? maxDiff : maxDiff / maxRef;
-    }
-}
-
-/// <summary>A token stream held in memory, batched like a file source (B*T+1 consecutive tokens, advance B*T).</summary>
-internal sealed class ArrayTokenSource(int[] tokens, int vocab) : IBatchSource
-{
-    public string Description => $"{tokens.Length} tokens in memory";
-
-    public int MinVocab => vocab;
-
-    public long Position { get; private set; }
-
-    public void Seek(long position) => Position = position;
-
-    public void NextBatch(int B, int T, Span<int> inputs, Span<int> targets, Span<byte> answerMask)
-    {
-        int n = B * T;
-        if (Position + n + 1 > tokens.Length) Position = 0;
-        tokens.AsSpan((int)Position, n).CopyTo(inputs);
-        tokens.AsSpan((int)Position + 1, n).CopyTo(targets);
-        answerMask[..n].Clear();
-        Position += n;
-    }
-
-    public void Dispose()
-    {
     }
 }
