@@ -129,6 +129,14 @@ public static class MemoryModel
     }
 
     /// <summary>
+    /// One device running the whole model (the runtime's case): memory at the peak of a step of
+    /// <paramref name="batch"/> sequences of <paramref name="seq"/> tokens under <paramref name="policy"/>
+    /// (which carries alpha per layer for Memo) with the dtypes of <paramref name="precision"/>.
+    /// </summary>
+    public static MemoryBreakdown PerDevice(ModelConfig model, long batch, long seq, MemoryPolicy policy, Precision precision, long? logitsChunkTokens = null) =>
+        PerDevice(new MemoryQuery { Model = model, Batch = batch, Seq = seq, Policy = policy, Precision = precision, LogitsChunkTokens = logitsChunkTokens });
+
+    /// <summary>
     /// One device's memory at the peak of a training step. Static state (weights, gradients, optimizer) is
     /// sharded as the layout says; activations are the inventory's rows times the tokens this device holds;
     /// the peak is the largest of three phases: the last layer's forward, the loss, and the first backward

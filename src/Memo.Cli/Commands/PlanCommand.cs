@@ -334,7 +334,10 @@ public static class PlanCommand
     private static void Assumptions(IAnsiConsole console, DeviceProfile dev)
     {
         string measured = dev.Measured.Count > 0 ? $" (measured: {string.Join(", ", dev.Measured)})" : "";
+        string shared = dev.GpusPerHostLink > 1
+            ? string.Create(Inv, $", {dev.ConcurrentHostLinkBandwidth / 1e9:0.#} GB/s when the {dev.GpusPerHostLink} GPUs sharing an uplink copy at once")
+            : "";
         console.WriteLine(string.Create(Inv,
-            $"profile {dev.Name}: efficiency assumed GEMM {dev.GemmEfficiency:0.00}, attention fwd {dev.AttentionForwardEfficiency:0.00} / bwd {dev.AttentionBackwardEfficiency:0.00}; host link {dev.HostLinkBandwidth / 1e9:0.#} GB/s per GPU, {dev.ConcurrentHostLinkBandwidth / 1e9:0.#} GB/s when {dev.GpusPerHostLink} share it{measured}"));
+            $"profile {dev.Name}: efficiency GEMM {dev.GemmEfficiency:0.00}, attention fwd {dev.AttentionForwardEfficiency:0.00} / bwd {dev.AttentionBackwardEfficiency:0.00} (assumed unless measured); host link {dev.HostLinkBandwidth / 1e9:0.#} GB/s per device{shared}{measured}"));
     }
 }

@@ -131,10 +131,13 @@ public class MemoryModelTests
     public void Fp32_precision_uses_16_bytes_per_parameter_and_4_byte_activations()
     {
         const long T = 512;
-        var m = MemoryModel.PerDevice(new MemoryQuery { Model = Tiny, Seq = T, Policy = MemoryPolicy.Keep, Precision = Precision.Fp32 });
+        var m = MemoryModel.PerDevice(Tiny, batch: 1, seq: T, MemoryPolicy.Keep, Precision.Fp32);
         Assert.Equal(Params * 16, m.Parameters + m.Gradients + m.OptimizerState);
         // fp32 doubles every bf16 row; the f32 statistics stay 4 bytes: skeleton 128*4 + 16, token-local 848*4 + 8.
         Assert.Equal(2 * ((128 * 4 + 16) + (848 * 4 + 8)) * T, m.KeptActivations);
+        var two = MemoryModel.PerDevice(Tiny, batch: 2, seq: T, MemoryPolicy.Keep, Precision.Fp32);
+        Assert.Equal(2 * m.KeptActivations, two.KeptActivations);
+        Assert.Equal(m.Parameters, two.Parameters);
     }
 
     [Fact]

@@ -32,7 +32,7 @@ public sealed class PlanCommandTests : IDisposable
         var megatronRow = output.Split('\n').First(l => l.Contains("│ megatron ", StringComparison.Ordinal));
         Assert.Contains(" OOM ", megatronRow, StringComparison.Ordinal);
         Assert.Contains("per-GPU memory at the peak", output, StringComparison.Ordinal);
-        Assert.Contains("efficiency assumed", output, StringComparison.Ordinal);
+        Assert.Contains("assumed unless measured", output, StringComparison.Ordinal);
     }
 
     [Fact]
