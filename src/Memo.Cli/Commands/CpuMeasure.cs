@@ -13,7 +13,16 @@ namespace Memo.Cli.Commands;
 /// </summary>
 public sealed unsafe class CpuMeasure : ILocalMeasure
 {
-    private const double MinSeconds = 0.25;
+    private readonly long _copyBytes;
+    private readonly double _minSeconds;
+
+    /// <summary>Measures copies of <paramref name="copyBytes"/> (larger than the caches) for at least <paramref name="minSeconds"/> per figure.</summary>
+    public CpuMeasure(long copyBytes = 128L << 20, double minSeconds = 0.25)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(copyBytes, 1L << 20);
+        _copyBytes = copyBytes;
+        _minSeconds = minSeconds;
+    }
 
     public bool CanMeasure(DeviceProfile profile)
     {
@@ -28,7 +37,7 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
         var measured = new List<string>(profile.Measured);
         var p = profile;
 
-        double? gemm = MeasureGemm(notes);
+        double? gemm = MeasureGemm(notes, _minSeconds);
         if (gemm is double flops)
         {
             p = p with { GemmEfficiency = Math.Min(1.0, flops / p.PeakFp32Flops) };
@@ -36,7 +45,7 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
             notes.Add(string.Create(CultureInfo.InvariantCulture, $"measured CPU matmul: {flops / 1e9:0.0} GFLOP/s (gemm_efficiency {p.GemmEfficiency:0.000} of the assumed {p.PeakFp32Flops / 1e9:0} GFLOP/s peak)"));
         }
 
-        double copy = MeasureCopy();
+        double copy = MeasureCopy(_copyBytes, _minSeconds);
         p = p with { HostLinkBandwidth = copy, MemoryBandwidth = 2 * copy };
         measured.Add("host_link_bandwidth");
         measured.Add("memory_bandwidth");
@@ -44,7 +53,7 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
         return p with { Measured = measured };
     }
 
-    private static double? MeasureGemm(ICollection<string> notes)
+    private static double? MeasureGemm(ICollection<string> notes, double minSeconds)
     {
         const long n = 512;
         using var a = new NativeBuffer(n * n * sizeof(float));
@@ -68,7 +77,7 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
         }
         int reps = 0;
         var sw = Stopwatch.StartNew();
-        while (sw.Elapsed.TotalSeconds < MinSeconds || reps < 3)
+        while (sw.Elapsed.TotalSeconds < minSeconds || reps < 3)
         {
             Gemm.Multiply(false, false, n, n, n, a.Floats, n, b.Floats, n, c.Floats, n, accumulate: false, pool);
             reps++;
@@ -76,9 +85,8 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
         return 2.0 * n * n * n * reps / sw.Elapsed.TotalSeconds;
     }
 
-    private static double MeasureCopy()
+    private static double MeasureCopy(long bytes, double minSeconds)
     {
-        const long bytes = 128L << 20;
         using var src = new NativeBuffer(bytes);
         using var dst = new NativeBuffer(bytes);
         int chunks = Math.Max(1, Environment.ProcessorCount);
@@ -92,7 +100,7 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
         CopyAll(); // touch pages once
         int reps = 0;
         var sw = Stopwatch.StartNew();
-        while (sw.Elapsed.TotalSeconds < MinSeconds || reps < 3)
+        while (sw.Elapsed.TotalSeconds < minSeconds || reps < 3)
         {
             CopyAll();
             reps++;

@@ -135,7 +135,7 @@ public sealed class PlanCommandTests : IDisposable
     public void Cpu_measurement_reports_a_copy_rate()
     {
         var notes = new List<string>();
-        var p = new CpuMeasure().Measure(DeviceProfile.Cpu(), notes);
+        var p = new CpuMeasure(copyBytes: 8L << 20, minSeconds: 0.02).Measure(DeviceProfile.Cpu(), notes);
         Assert.True(p.HostLinkBandwidth > 1e8);
         Assert.Equal(2 * p.HostLinkBandwidth, p.MemoryBandwidth);
         Assert.Contains("host_link_bandwidth", p.Measured);
