@@ -136,7 +136,7 @@ public sealed class PlanCommandTests : IDisposable
     {
         var notes = new List<string>();
         var p = new CpuMeasure(copyBytes: 8L << 20, minSeconds: 0.02).Measure(DeviceProfile.Cpu(), notes);
-        Assert.True(p.HostLinkBandwidth > 1e8);
+        Assert.True(p.HostLinkBandwidth > 0 && double.IsFinite(p.HostLinkBandwidth));
         Assert.Equal(2 * p.HostLinkBandwidth, p.MemoryBandwidth);
         Assert.Contains("host_link_bandwidth", p.Measured);
         Assert.InRange(p.GemmEfficiency, 1e-6, 1.0);
