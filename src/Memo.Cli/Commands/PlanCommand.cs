@@ -1,0 +1,343 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Memo.Cli.Plots;
+using Memo.CostModel;
+using Spectre.Console;
+
+namespace Memo.Cli.Commands;
+
+/// <summary>
+/// <c>memo plan</c>: before any GPU hour is spent, answers whether a model at a sequence length fits on given GPUs
+/// and host, with which strategy, policy and alpha, using how much device and host memory, at what step time,
+/// tokens/s and MFU. All figures come from the cost model (src/Memo.CostModel) and the device profile.
+/// </summary>
+public static class PlanCommand
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Model: a preset (" + string.Join(", ", Presets.Names) + ") or a config.json path" };
+        var seq = new Option<string?>("--seq") { Description = "Tokens per sequence: 1048576, 128K or 1M" };
+        var gpus = new Option<int?>("--gpus") { Description = "Number of GPUs (default: one node of the profile)" };
+        var gpu = new Option<string>("--gpu") { Description = "Device profile: " + string.Join(", ", DeviceProfile.Names), DefaultValueFactory = _ => "a800" };
+        var hostMemory = new Option<string?>("--host-memory") { Description = "Host memory per node, e.g. 2TiB (overrides the profile)" };
+        var deviceMemory = new Option<string?>("--device-memory") { Description = "Device memory per GPU, e.g. 80GiB (overrides the profile)" };
+        var tp = new Option<int?>("--tp") { Description = "Fix the tensor-parallel degree" };
+        var cp = new Option<int?>("--cp") { Description = "Fix the context-parallel degree (the Ulysses degree for deepspeed)" };
+        var dp = new Option<int?>("--dp") { Description = "Fix the data-parallel degree" };
+        var strategy = new Option<string[]>("--strategy")
+        {
+            Description = "Strategies to compare: memo, megatron, deepspeed, keep (comma-separated or repeated; default all)",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var batch = new Option<long>("--batch") { Description = "Sequences per step", DefaultValueFactory = _ => 1 };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of tables" };
+        var plot = new Option<string?>("--plot") { Description = "Write a PNG: the per-GPU memory breakdown, or with --sweep-seq MFU and memory against sequence length" };
+        var sweep = new Option<string?>("--sweep-seq") { Description = "Plan at each length of a doubling range, e.g. 32K..4M" };
+        var maxSeq = new Option<bool>("--max-seq") { Description = "Find the longest sequence (a multiple of 1K) that fits, per strategy" };
+        var measure = new Option<bool>("--measure") { Description = "Measure what the local backend can (cpu: matmul FLOP/s and copy bandwidth)" };
+        var profile = new Option<string?>("--profile") { Description = "JSON profile file overriding fields of --gpu (keys as in --json's profile)" };
+
+        var cmd = new Command("plan", "Predict memory, step time and MFU of long-sequence training for memo, megatron, deepspeed and keep, before running it")
+        {
+            model, seq, gpus, gpu, hostMemory, deviceMemory, tp, cp, dp, strategy, batch, json, plot, sweep, maxSeq, measure, profile,
+        };
+        cmd.SetAction(pr =>
+        {
+            var options = new PlanOptions
+            {
+                Model = pr.GetValue(model),
+                Seq = pr.GetValue(seq),
+                Gpus = pr.GetValue(gpus),
+                Gpu = pr.GetValue(gpu) ?? "a800",
+                HostMemory = pr.GetValue(hostMemory),
+                DeviceMemory = pr.GetValue(deviceMemory),
+                Tp = pr.GetValue(tp),
+                Cp = pr.GetValue(cp),
+                Dp = pr.GetValue(dp),
+                Strategies = pr.GetValue(strategy) ?? [],
+                Batch = pr.GetValue(batch),
+                Json = pr.GetValue(json),
+                Plot = pr.GetValue(plot),
+                SweepSeq = pr.GetValue(sweep),
+                MaxSeq = pr.GetValue(maxSeq),
+                Measure = pr.GetValue(measure),
+                Profile = pr.GetValue(profile),
+            };
+            return Run(options, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error, new CpuMeasure());
+        });
+        return cmd;
+    }
+
+    /// <summary>The command's inputs as given on the command line (strings where the parsing is ours).</summary>
+    public sealed record PlanOptions
+    {
+        public string? Model { get; init; }
+        public string? Seq { get; init; }
+        public int? Gpus { get; init; }
+        public string Gpu { get; init; } = "a800";
+        public string? HostMemory { get; init; }
+        public string? DeviceMemory { get; init; }
+        public int? Tp { get; init; }
+        public int? Cp { get; init; }
+        public int? Dp { get; init; }
+        public IReadOnlyList<string> Strategies { get; init; } = [];
+        public long Batch { get; init; } = 1;
+        public bool Json { get; init; }
+        public string? Plot { get; init; }
+        public string? SweepSeq { get; init; }
+        public bool MaxSeq { get; init; }
+        public bool Measure { get; init; }
+        public string? Profile { get; init; }
+    }
+
+    /// <summary>Runs the command; throws <see cref="MemoException"/> for bad input.</summary>
+    public static int Run(PlanOptions o, TextWriter output, TextWriter error, ILocalMeasure? local = null)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
+        if (string.IsNullOrWhiteSpace(o.Model))
+            throw new MemoException($"--model is required: a preset ({string.Join(", ", Presets.Names)}) or a config.json path");
+        var cfg = Presets.Resolve(o.Model);
+
+        var dev = DeviceProfile.Resolve(o.Gpu);
+        if (o.Profile is { } file)
+        {
+            if (!File.Exists(file)) throw new MemoException($"--profile: file '{file}' does not exist; give a JSON profile file");
+            dev = DeviceProfile.FromJson(File.ReadAllText(file), file, dev);
+        }
+        if (o.DeviceMemory is { } dm) dev = dev with { DeviceMemoryBytes = Positive(Sizes.ParseBytes(dm, "--device-memory"), "--device-memory") };
+        if (o.HostMemory is { } hm) dev = dev with { HostMemoryBytes = Positive(Sizes.ParseBytes(hm, "--host-memory"), "--host-memory") };
+        if (o.HostMemory is not null && dev.HostReservedBytes >= dev.HostMemoryBytes) dev = dev with { HostReservedBytes = dev.HostMemoryBytes / 32 };
+        dev = dev.Validate("device profile");
+        var notes = new List<string>();
+        if (o.Measure)
+        {
+            if (local is null || !local.CanMeasure(dev))
+                throw new MemoException($"--measure: no CUDA backend is available yet to measure '{dev.Name}'; drop --measure to plan with the preset profile, or give measured figures with --profile FILE.json");
+            dev = local.Measure(dev, notes);
+        }
+
+        var strategies = ParseStrategies(o.Strategies);
+        if (o.MaxSeq && o.SweepSeq is not null) throw new MemoException("--max-seq and --sweep-seq answer different questions; give one of them");
+        long seqValue = 0;
+        if (o.Seq is { } s)
+        {
+            if (!Sizes.TryParseCount(s, out seqValue) || seqValue < 1)
+                throw new MemoException($"--seq: '{s}' is not a token count; use an integer or a K/M suffix such as 131072, 128K or 1M");
+        }
+        else if (!o.MaxSeq && o.SweepSeq is null)
+        {
+            throw new MemoException("--seq is required (e.g. --seq 1M), unless --max-seq or --sweep-seq is given");
+        }
+
+        var request = new PlanRequest
+        {
+            Model = cfg,
+            Seq = seqValue > 0 ? seqValue : 1024,
+            Batch = o.Batch,
+            Gpus = o.Gpus ?? dev.GpusPerNode,
+            Device = dev,
+            Tp = o.Tp,
+            Cp = o.Cp,
+            Dp = o.Dp,
+        };
+        PlanSearch.Validate(request);
+        foreach (var n in notes) error.WriteLine("memo plan: " + n);
+
+        if (o.MaxSeq) return MaxSeqMode(request, strategies, o, output);
+        if (o.SweepSeq is { } range) return SweepMode(request, PlanSearch.ParseSweep(range), strategies, o, output);
+
+        var plans = PlanSearch.PlanAll(request, strategies);
+        if (o.Plot is { } path)
+        {
+            PlanPlots.Breakdown(plans, path, $"{cfg.Name}, {Sizes.FormatCount(request.Seq)} tokens, {request.Gpus} x {dev.Name}");
+        }
+        if (o.Json)
+        {
+            var root = PlanJson.Request(request);
+            root["strategies"] = PlanJson.Plans(plans);
+            output.WriteLine(root.ToJsonString(PlanJson.Indented));
+            return 0;
+        }
+        var console = Console(output);
+        Header(console, request);
+        console.Write(SummaryTable(plans));
+        console.Write(BreakdownTable(plans));
+        foreach (var p in plans) console.WriteLine($"{StrategyPlan.StrategyName(p.Strategy)}: {p.Reason}");
+        Assumptions(console, dev);
+        if (o.Plot is { } written) console.WriteLine($"wrote {written}");
+        return 0;
+    }
+
+    private static int MaxSeqMode(PlanRequest request, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output)
+    {
+        var results = strategies.Select(s => (Strategy: s, Result: PlanSearch.MaxSeq(request, s))).ToArray();
+        if (o.Plot is { } path) PlanPlots.Breakdown(results.Select(r => r.Result.Plan).ToArray(), path, $"{request.Model.Name} at its longest sequence, {request.Gpus} x {request.Device.Name}");
+        if (o.Json)
+        {
+            var root = PlanJson.Request(request);
+            root.Remove("seq");
+            root["max_seq"] = new JsonArray(results.Select(r => (JsonNode?)new JsonObject
+            {
+                ["strategy"] = StrategyPlan.StrategyName(r.Strategy),
+                ["max_seq"] = r.Result.MaxSeq,
+                ["plan"] = PlanJson.Plan(r.Result.Plan),
+            }).ToArray());
+            output.WriteLine(root.ToJsonString(PlanJson.Indented));
+            return 0;
+        }
+        var console = Console(output);
+        Header(console, request, showSeq: false);
+        var t = new Table().Border(TableBorder.Rounded).Title("longest sequence that fits (multiple of 1K)");
+        foreach (var c in new[] { "strategy", "max seq", "tokens", "layout", "policy", "alpha", "device peak", "host / node", "step (s)", "MFU" }) t.AddColumn(c);
+        foreach (var (s, (max, p)) in results)
+        {
+            bool any = max > 0;
+            t.AddRow(
+                StrategyPlan.StrategyName(s),
+                any ? Sizes.FormatCount(max) : "none",
+                any ? max.ToString("N0", Inv) : "-",
+                p.Layout?.ToString() ?? "-",
+                any ? Markup.Escape(p.PolicyDescription) : Markup.Escape(p.Reason),
+                p.Alpha is double a && any ? a.ToString("0.000", Inv) : "-",
+                any && p.DevicePeakBytes is long pk ? Sizes.FormatBytes(pk) : "-",
+                any ? Sizes.FormatBytes(p.HostBytesPerNode) : "-",
+                p.StepSeconds is double st ? st.ToString("0.00", Inv) : "-",
+                p.Mfu is double m ? m.ToString("P1", Inv) : "-");
+        }
+        console.Write(t);
+        Assumptions(console, request.Device);
+        if (o.Plot is { } written) console.WriteLine($"wrote {written}");
+        return 0;
+    }
+
+    private static int SweepMode(PlanRequest request, IReadOnlyList<long> seqs, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output)
+    {
+        var sweep = PlanSearch.Sweep(request, seqs, strategies);
+        if (o.Plot is { } path) PlanPlots.Sweep(sweep, request.Device, path, $"{request.Model.Name}, {request.Gpus} x {request.Device.Name}");
+        if (o.Json)
+        {
+            var root = PlanJson.Request(request);
+            root.Remove("seq");
+            root["sweep"] = new JsonArray(sweep.Select(x => (JsonNode?)new JsonObject
+            {
+                ["seq"] = x.Seq,
+                ["strategies"] = PlanJson.Plans(x.Plans),
+            }).ToArray());
+            output.WriteLine(root.ToJsonString(PlanJson.Indented));
+            return 0;
+        }
+        var console = Console(output);
+        Header(console, request, showSeq: false);
+        var t = new Table().Border(TableBorder.Rounded).Title("MFU (device peak per GPU), or OOM (needed)");
+        t.AddColumn("seq");
+        foreach (var s in strategies) t.AddColumn(StrategyPlan.StrategyName(s));
+        foreach (var (len, plans) in sweep)
+        {
+            var cells = new List<string> { Sizes.FormatCount(len) };
+            foreach (var p in plans)
+            {
+                string peak = p.DevicePeakBytes is long b ? $"{b / (double)(1L << 30):0.0} GiB" : "";
+                cells.Add(p.Fits
+                    ? $"{p.Mfu!.Value.ToString("P1", Inv)} ({peak}{(p.Alpha is double a ? $", a={a.ToString("0.00", Inv)}" : "")})"
+                    : p.DevicePeakBytes is null ? "n/a" : $"OOM ({peak}{(p.Reason.StartsWith("out of host", StringComparison.Ordinal) ? ", host" : "")})");
+            }
+            t.AddRow(cells.Select(Markup.Escape).ToArray());
+        }
+        console.Write(t);
+        Assumptions(console, request.Device);
+        if (o.Plot is { } written) console.WriteLine($"wrote {written}");
+        return 0;
+    }
+
+    private static IReadOnlyList<Strategy> ParseStrategies(IReadOnlyList<string> given)
+    {
+        var names = given.SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
+        if (names.Length == 0) return PlanSearch.AllStrategies;
+        return names.Select(PlanSearch.ParseStrategy).Distinct().ToArray();
+    }
+
+    private static long Positive(long v, string flag) => v > 0 ? v : throw new MemoException($"{flag} must be larger than 0");
+
+    private static IAnsiConsole Console(TextWriter output)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        console.Profile.Width = 200;
+        return console;
+    }
+
+    private static void Header(IAnsiConsole console, PlanRequest r, bool showSeq = true)
+    {
+        var dev = r.Device;
+        long p = MemoryModel.Parameters(r.Model, learnedPositionTable: false);
+        string seq = showSeq ? $", {Sizes.FormatCount(r.Seq)} tokens x batch {r.Batch}" : $", batch {r.Batch}";
+        console.WriteLine(string.Create(Inv,
+            $"memo plan: {r.Model.Name} ({r.Model.ModelType}, {r.Model.NumLayers} layers, hidden {r.Model.HiddenSize}, {p / 1e9:0.00}B parameters){seq}"));
+        console.WriteLine(string.Create(Inv,
+            $"devices: {r.Gpus} x {dev.Name} ({Sizes.FormatBytes(dev.DeviceMemoryBytes)} each, {dev.PeakFlops / 1e12:0.#} TFLOP/s {dev.Precision} peak), {r.Nodes} node(s) of {dev.GpusPerNode}, host {Sizes.FormatBytes(dev.HostMemoryBytes)} per node"));
+    }
+
+    private static Table SummaryTable(IReadOnlyList<StrategyPlan> plans)
+    {
+        var t = new Table().Border(TableBorder.Rounded);
+        foreach (var c in new[] { "strategy", "fits", "layout", "policy", "alpha", "device peak", "host / node", "step (s)", "tokens/s", "MFU" }) t.AddColumn(c);
+        foreach (var p in plans)
+        {
+            t.AddRow(
+                StrategyPlan.StrategyName(p.Strategy),
+                p.Fits ? "yes" : p.Layout is null ? "n/a" : "OOM",
+                p.Layout?.ToString() ?? "-",
+                Markup.Escape(p.Layout is null ? "-" : p.PolicyDescription),
+                p.Alpha is double a ? a.ToString("0.000", Inv) : "-",
+                p.DevicePeakBytes is long pk ? Sizes.FormatBytes(pk) : "-",
+                p.Layout is null ? "-" : Sizes.FormatBytes(p.HostBytesPerNode),
+                p.StepSeconds is double st ? st.ToString("0.00", Inv) : "-",
+                p.TokensPerSecond is double tps ? tps.ToString("N0", Inv) : "-",
+                p.Mfu is double m ? m.ToString("P1", Inv) : "-");
+        }
+        return t;
+    }
+
+    private static Table BreakdownTable(IReadOnlyList<StrategyPlan> plans)
+    {
+        var shown = plans.Where(p => p.Memory is not null).ToArray();
+        var t = new Table().Border(TableBorder.Rounded).Title("per-GPU memory at the peak (GiB)");
+        t.AddColumn("part");
+        foreach (var p in shown) t.AddColumn(new TableColumn(StrategyPlan.StrategyName(p.Strategy)).RightAligned());
+        if (shown.Length == 0) return t;
+        var parts = shown[0].Memory!.Parts;
+        for (int i = 0; i < parts.Count; i++)
+        {
+            var row = new List<string> { parts[i].Label };
+            row.AddRange(shown.Select(p => Gib(p.Memory!.Parts[i].Bytes)));
+            t.AddRow(row.ToArray());
+        }
+        t.AddRow(new[] { "peak" }.Concat(shown.Select(p => Gib(p.Memory!.Peak))).ToArray());
+        t.AddRow(new[] { "capacity" }.Concat(shown.Select(p => Gib(p.DeviceCapacityBytes))).ToArray());
+        t.AddRow(new[] { "peak phase" }.Concat(shown.Select(p => p.Memory!.PeakPhase)).ToArray());
+        t.AddRow(new[] { "host per GPU" }.Concat(shown.Select(p => Gib(p.Memory!.HostBytes))).ToArray());
+        return t;
+    }
+
+    private static string Gib(long bytes) => (bytes / (double)(1L << 30)).ToString("0.00", Inv);
+
+    private static void Assumptions(IAnsiConsole console, DeviceProfile dev)
+    {
+        string measured = dev.Measured.Count > 0 ? $" (measured: {string.Join(", ", dev.Measured)})" : "";
+        string shared = dev.GpusPerHostLink > 1
+            ? string.Create(Inv, $", {dev.ConcurrentHostLinkBandwidth / 1e9:0.#} GB/s when the {dev.GpusPerHostLink} GPUs sharing an uplink copy at once")
+            : "";
+        console.WriteLine(string.Create(Inv,
+            $"profile {dev.Name}: efficiency GEMM {dev.GemmEfficiency:0.00}, attention fwd {dev.AttentionForwardEfficiency:0.00} / bwd {dev.AttentionBackwardEfficiency:0.00} (assumed unless measured); host link {dev.HostLinkBandwidth / 1e9:0.#} GB/s per device{shared}{measured}"));
+    }
+}

@@ -1,0 +1,207 @@
+namespace Memo.CostModel;
+
+/// <summary>Times of one decoder layer on one device, seconds.</summary>
+public sealed record LayerTimes
+{
+    /// <summary>GEMMs of the forward pass.</summary>
+    public double Gemm { get; init; }
+
+    /// <summary>Causal attention forward (after overlap with the context-parallel ring).</summary>
+    public double Attention { get; init; }
+
+    /// <summary>Memory-bound elementwise work (norms, activation function, residuals) of the forward pass.</summary>
+    public double Elementwise { get; init; }
+
+    /// <summary>Communication of the forward pass that is not overlapped (tensor-parallel collectives, all-to-alls).</summary>
+    public double Communication { get; init; }
+
+    /// <summary>Forward pass, everything included.</summary>
+    public double Forward { get; init; }
+
+    /// <summary>Backward pass (2x GEMMs, attention backward at 2.5x its forward FLOPs, communication).</summary>
+    public double Backward { get; init; }
+
+    /// <summary>Re-running a whole layer (full recomputation): one more forward.</summary>
+    public double FullRecompute => Forward;
+
+    /// <summary>Token-wise recomputation of every token: the GEMMs up to the last token-local row, elementwise work and their gathers.</summary>
+    public double TokenRecomputeAll { get; init; }
+
+    /// <summary>Exposed + overlapped communication of forward and backward, for reports.</summary>
+    public double CommunicationTotal { get; init; }
+}
+
+/// <summary>Predicted step time, split by where the time goes.</summary>
+public sealed record StepTime
+{
+    public double Forward { get; init; }
+    public double Backward { get; init; }
+    public double Recompute { get; init; }
+
+    /// <summary>Swap copy time not hidden behind compute.</summary>
+    public double SwapExposed { get; init; }
+
+    /// <summary>LM head and loss, forward and backward.</summary>
+    public double Head { get; init; }
+
+    public double Optimizer { get; init; }
+
+    /// <summary>Gradient reduce-scatter and parameter all-gather across data/context-parallel ranks.</summary>
+    public double DataParallel { get; init; }
+
+    /// <summary>Communication time inside layers (included in forward/backward), for reports.</summary>
+    public double LayerCommunication { get; init; }
+
+    /// <summary>Host-device bytes copied per device per step (both directions).</summary>
+    public long SwapBytes { get; init; }
+
+    public double Step => Forward + Backward + Recompute + SwapExposed + Head + Optimizer + DataParallel;
+}
+
+/// <summary>
+/// Step-time model: FLOPs from <see cref="LayerShape"/>, divided over the devices sharing a sequence, at the
+/// profile's peak times its efficiency factors; memory-bound work at memory bandwidth; collectives at the link
+/// rate times the collective efficiency (intra-node NVLink while a group stays in a node, the network otherwise);
+/// swap copies at the per-GPU host link rate when all GPUs copy at once.
+/// </summary>
+public static class TimeModel
+{
+    public static LayerTimes Layer(LayerShape shape, ParallelLayout lay, DeviceProfile dev, long batch, long seq)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(dev);
+        int act = shape.Precision.ActivationBytes;
+        double shards = lay.SequenceShards;
+        double tokens = (double)batch * seq;
+        double tokensPerGroup = tokens / lay.Cp;
+        double peak = dev.PeakFlops;
+
+        double gemm = shape.GemmFlopsPerToken * tokens / shards / (peak * dev.GemmEfficiency);
+        double attnFlops = shape.AttentionFlops(batch, seq) / shards;
+        double attnF = attnFlops / (peak * dev.AttentionForwardEfficiency);
+        double attnB = 2.5 * attnFlops / (peak * dev.AttentionBackwardEfficiency);
+        double elem = 2.0 * (shape.SavedBytesPerToken + shape.TransientBytesPerToken) * tokens / shards / dev.MemoryBandwidth;
+
+        // Tensor + sequence parallel: 2 all-gathers and 2 reduce-scatters of the full residual stream per pass.
+        double tpOne = lay.Tp > 1
+            ? (lay.Tp - 1.0) / lay.Tp * shape.ResidualWidth * act * tokensPerGroup / Bandwidth(dev, lay.Tp)
+            : 0;
+        double tp = 4 * tpOne;
+
+        // Context parallel (ring attention, load-balanced causal): cp-1 k,v chunks pass each device, overlapped
+        // with the attention blocks; backward passes k,v and their gradients.
+        double cpRing = 0;
+        if (lay.Cp > 1 && lay.Sharding == SequenceSharding.TensorSequence)
+        {
+            double chunk = (shape.QkvWidth - shape.AttentionWidth) * act * tokensPerGroup / lay.Tp;
+            cpRing = (lay.Cp - 1) * chunk / Bandwidth(dev, lay.Tp * lay.Cp);
+        }
+        double attnFwd = Math.Max(attnF, cpRing);
+        double attnBwd = Math.Max(attnB, 2 * cpRing);
+
+        // Ulysses: all-to-alls of q, k, v and o per pass.
+        double a2a = lay.Cp > 1 && lay.Sharding == SequenceSharding.Ulysses
+            ? (lay.Cp - 1.0) / lay.Cp * (shape.QkvWidth + shape.AttentionWidth) * act * tokens / shards / Bandwidth(dev, lay.Cp)
+            : 0;
+
+        double forward = gemm + attnFwd + elem + tp + a2a;
+        double backward = 2 * gemm + attnBwd + 2 * elem + tp + a2a;
+        double zero = 0;
+        if (lay.ZeroStage >= 3 && lay.Gpus > 1)
+        {
+            // ZeRO-3: the layer's parameters are all-gathered before use and its gradients reduce-scattered,
+            // prefetched so that they overlap with compute.
+            double gather = (lay.Gpus - 1.0) / lay.Gpus * MemoryModel.LayerParameters(shape.Model) * shape.Precision.ParameterBytes / Bandwidth(dev, lay.Gpus);
+            forward = Math.Max(forward, gather);
+            backward = Math.Max(backward, 2 * gather);
+            zero = 3 * gather;
+        }
+        double recompute = shape.TokenLocalRecomputeFlopsPerToken * tokens / shards / (peak * dev.GemmEfficiency) + elem + 0.75 * tp;
+        return new LayerTimes
+        {
+            Gemm = gemm,
+            Attention = attnFwd,
+            Elementwise = elem,
+            Communication = tp + a2a,
+            Forward = forward,
+            Backward = backward,
+            TokenRecomputeAll = recompute,
+            CommunicationTotal = 2 * (tp + a2a) + 3 * cpRing + zero,
+        };
+    }
+
+    /// <summary>
+    /// The whole step for a policy. Swapped layers overlap their copy with compute: in forward a layer's copy to the
+    /// host runs while the next layer computes (two rounding buffers), so a layer costs max(forward, copy); in
+    /// backward layer i's prefetch runs while layer i+1 computes, so a layer costs max(backward + recompute, copy).
+    /// </summary>
+    public static StepTime Step(LayerShape shape, ParallelLayout lay, DeviceProfile dev, long batch, long seq, MemoryPolicy policy, MemoryBreakdown memory)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(dev);
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(memory);
+        var t = Layer(shape, lay, dev, batch, seq);
+        int L = shape.Model.NumLayers;
+        double fwd = 0, bwd = 0, rec = 0, exposed = 0;
+        long copied = 0;
+        double link = dev.ConcurrentHostLinkBandwidth;
+        for (int i = 0; i < L; i++)
+        {
+            double f = t.Forward, b = t.Backward, r = 0;
+            if (policy.Kind == PolicyKind.Recompute && i < policy.RecomputedLayers) r = t.FullRecompute;
+            if (policy.Kind is PolicyKind.Swap or PolicyKind.Memo && MemoryPolicy.IsSwapped(i, L))
+            {
+                double a = policy.Alphas is { } al && i < al.Count ? al[i] : 1.0;
+                r = (1 - a) * t.TokenRecomputeAll;
+                long bytes = memory.LayerSkeletonBytes + (long)Math.Round(a * memory.LayerTokenLocalBytes);
+                double copy = bytes / link;
+                exposed += Math.Max(0, copy - f) + Math.Max(0, copy - (b + r));
+                copied += 2 * bytes;
+            }
+            fwd += f;
+            bwd += b;
+            rec += r;
+        }
+
+        double shards = lay.SequenceShards;
+        double tokens = (double)batch * seq;
+        double tokensPerGroup = tokens / lay.Cp;
+        int act = shape.Precision.ActivationBytes;
+        double headGemm = shape.HeadFlopsPerToken * tokens / shards / (dev.PeakFlops * dev.GemmEfficiency);
+        double logitsBytes = tokensPerGroup * (shape.Model.VocabSize / (double)lay.Tp) * Precision.StatBytes;
+        double headGather = lay.Tp > 1 ? 2 * (lay.Tp - 1.0) / lay.Tp * shape.ResidualWidth * act * tokensPerGroup / Bandwidth(dev, lay.Tp) : 0;
+        double head = 3 * headGemm + 3 * logitsBytes / dev.MemoryBandwidth + headGather;
+
+        var p = shape.Precision;
+        double optBytes = memory.OptimizerState == 0 ? 0
+            : (double)memory.OptimizerState / (p.MasterBytes + p.OptimizerBytes) * (2.0 * (p.MasterBytes + p.OptimizerBytes) + p.GradientBytes + p.ParameterBytes);
+        double optimizer = optBytes / dev.MemoryBandwidth;
+
+        double dp = 0;
+        int group = lay.Cp * lay.Dp;
+        if (lay.ZeroStage < 3 && group > 1)
+            dp = (group - 1.0) / group * memory.ParametersPerDevice * (p.GradientBytes + p.ParameterBytes) / Bandwidth(dev, lay.Gpus);
+
+        return new StepTime
+        {
+            Forward = fwd,
+            Backward = bwd,
+            Recompute = rec,
+            SwapExposed = exposed,
+            Head = head,
+            Optimizer = optimizer,
+            DataParallel = dp,
+            LayerCommunication = L * t.CommunicationTotal + headGather,
+            SwapBytes = copied,
+        };
+    }
+
+    /// <summary>Per-GPU, per-direction collective rate for a group of <paramref name="span"/> consecutive ranks.</summary>
+    public static double Bandwidth(DeviceProfile dev, int span)
+    {
+        ArgumentNullException.ThrowIfNull(dev);
+        double bw = span <= dev.GpusPerNode ? dev.IntraNodeCollectiveBandwidth : dev.InterNodeCollectiveBandwidth;
+        return bw > 0 ? bw : throw new MemoException($"profile '{dev.Name}' has no link between devices for a group of {span}; give intra_node_bandwidth / inter_node_bandwidth in --profile");
+    }
+}

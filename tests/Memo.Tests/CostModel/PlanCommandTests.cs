@@ -1,0 +1,187 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Memo.Cli.Commands;
+using Memo.CostModel;
+
+namespace Memo.Tests.CostModel;
+
+public sealed class PlanCommandTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "memo-plan-tests-" + Guid.NewGuid().ToString("N"));
+
+    public PlanCommandTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static (int Code, string Out, string Err) Invoke(params string[] args)
+    {
+        var root = new RootCommand("memo") { PlanCommand.Create() };
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = root.Parse(["plan", .. args]).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void Table_shows_the_verdicts_for_7b_at_1M()
+    {
+        var (code, output, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--gpus", "8", "--gpu", "a800");
+        Assert.Equal(0, code);
+        var memoRow = output.Split('\n').First(l => l.Contains("│ memo ", StringComparison.Ordinal));
+        Assert.Contains(" yes ", memoRow, StringComparison.Ordinal);
+        var megatronRow = output.Split('\n').First(l => l.Contains("│ megatron ", StringComparison.Ordinal));
+        Assert.Contains(" OOM ", megatronRow, StringComparison.Ordinal);
+        Assert.Contains("per-GPU memory at the peak", output, StringComparison.Ordinal);
+        Assert.Contains("assumed unless measured", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Json_has_every_field_per_strategy()
+    {
+        var (code, output, _) = Invoke("--model", "llama-7b", "--seq", "1048576", "--json");
+        Assert.Equal(0, code);
+        var root = JsonNode.Parse(output)!.AsObject();
+        Assert.Equal(1048576, root["seq"]!.GetValue<long>());
+        var strategies = root["strategies"]!.AsArray();
+        Assert.Equal(4, strategies.Count);
+        foreach (var s in strategies)
+        {
+            var o = s!.AsObject();
+            foreach (var key in new[] { "strategy", "fits", "reason", "device_peak_bytes", "host_bytes_per_node", "alpha", "tp", "cp", "dp",
+                         "step_seconds", "tokens_per_s", "mfu", "breakdown" })
+            {
+                Assert.True(o.ContainsKey(key), $"{o["strategy"]}: missing {key}");
+            }
+            var b = o["breakdown"]!.AsObject();
+            long sum = 0;
+            foreach (var part in new[] { "parameters", "gradients", "optimizer_state", "kept_activations", "swap_staging", "recompute_buffers", "workspaces", "fragmentation", "reserved" })
+            {
+                sum += b[part]!.GetValue<long>();
+            }
+            Assert.Equal(o["device_peak_bytes"]!.GetValue<long>(), sum);
+        }
+        var memo = strategies.Single(s => s!["strategy"]!.GetValue<string>() == "memo")!;
+        Assert.True(memo["fits"]!.GetValue<bool>());
+        Assert.InRange(memo["mfu"]!.GetValue<double>(), 0.40, 0.60);
+        Assert.InRange(memo["alpha"]!.GetValue<double>(), 0.0, 1.0);
+        Assert.Equal(32, memo["alpha_per_layer"]!.AsArray().Count);
+        var megatron = strategies.Single(s => s!["strategy"]!.GetValue<string>() == "megatron")!;
+        Assert.False(megatron["fits"]!.GetValue<bool>());
+        Assert.Null(megatron["mfu"]);
+    }
+
+    [Fact]
+    public void Breakdown_plot_is_a_png()
+    {
+        string path = Path.Combine(_dir, "breakdown.png");
+        var (code, _, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--plot", path);
+        Assert.Equal(0, code);
+        AssertPng(path);
+    }
+
+    [Fact]
+    public void Sweep_plot_and_table()
+    {
+        string path = Path.Combine(_dir, "sweep.png");
+        var (code, output, _) = Invoke("--model", "paper-7b", "--sweep-seq", "32K..4M", "--plot", path, "--strategy", "memo,megatron");
+        Assert.Equal(0, code);
+        AssertPng(path);
+        foreach (var s in new[] { "32K", "1M", "4M" }) Assert.Contains($"│ {s} ", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("deepspeed", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Max_seq_json_answers_per_strategy()
+    {
+        var (code, output, _) = Invoke("--model", "paper-7b", "--max-seq", "--json", "--strategy", "memo", "--strategy", "megatron");
+        Assert.Equal(0, code);
+        var list = JsonNode.Parse(output)!["max_seq"]!.AsArray();
+        Assert.Equal(2, list.Count);
+        long memo = list[0]!["max_seq"]!.GetValue<long>();
+        long megatron = list[1]!["max_seq"]!.GetValue<long>();
+        Assert.True(memo >= 1 << 20);
+        Assert.True(megatron < memo);
+        Assert.True(list[0]!["plan"]!["fits"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public void Profile_file_overrides_the_preset()
+    {
+        string file = Path.Combine(_dir, "node.json");
+        File.WriteAllText(file, """{"base":"a800","host_memory_bytes":"1TiB"}""");
+        var (_, small, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--tp", "8", "--strategy", "memo", "--json", "--profile", file);
+        var (_, large, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--tp", "8", "--strategy", "memo", "--json");
+        double a1 = JsonNode.Parse(small)!["strategies"]![0]!["alpha"]!.GetValue<double>();
+        double a2 = JsonNode.Parse(large)!["strategies"]![0]!["alpha"]!.GetValue<double>();
+        Assert.True(a1 < a2);
+        var (_, flag, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--tp", "8", "--strategy", "memo", "--json", "--host-memory", "1TiB");
+        Assert.Equal(a1, JsonNode.Parse(flag)!["strategies"]![0]!["alpha"]!.GetValue<double>());
+    }
+
+    [Fact]
+    public void Measure_fills_the_profile_from_the_local_backend()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var options = new PlanCommand.PlanOptions { Model = "llama-tiny", Seq = "4K", Gpu = "cpu", Measure = true, Json = true, Strategies = ["keep"] };
+        Assert.Equal(0, PlanCommand.Run(options, output, error, new FakeMeasure()));
+        var profile = JsonNode.Parse(output.ToString())!["profile"]!;
+        Assert.Equal(7e9, profile["host_link_bandwidth"]!.GetValue<double>());
+        Assert.Equal("host_link_bandwidth", profile["measured"]![0]!.GetValue<string>());
+        Assert.Contains("fake measurement", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Cpu_measurement_reports_a_copy_rate()
+    {
+        var notes = new List<string>();
+        var p = new CpuMeasure(copyBytes: 8L << 20, minSeconds: 0.02).Measure(DeviceProfile.Cpu(), notes);
+        Assert.True(p.HostLinkBandwidth > 0 && double.IsFinite(p.HostLinkBandwidth));
+        Assert.Equal(2 * p.HostLinkBandwidth, p.MemoryBandwidth);
+        Assert.Contains("host_link_bandwidth", p.Measured);
+        Assert.InRange(p.GemmEfficiency, 1e-6, 1.0);
+        Assert.Contains(notes, n => n.StartsWith("measured memcpy", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("unknown model 'gpt5'", "--model", "gpt5", "--seq", "1M")]
+    [InlineData("unknown GPU 'v100'", "--model", "paper-7b", "--seq", "1M", "--gpu", "v100")]
+    [InlineData("is not a token count", "--model", "paper-7b", "--seq", "1G")]
+    [InlineData("is not a token count", "--model", "paper-7b", "--seq", "lots")]
+    [InlineData("--seq is required", "--model", "paper-7b")]
+    [InlineData("--model is required", "--seq", "1M")]
+    [InlineData("does not divide the model's 32 attention heads", "--model", "paper-7b", "--seq", "1M", "--gpus", "6", "--tp", "3")]
+    [InlineData("does not divide --gpus 8", "--model", "paper-7b", "--seq", "1M", "--cp", "3")]
+    [InlineData("unknown strategy 'zero'", "--model", "paper-7b", "--seq", "1M", "--strategy", "zero")]
+    [InlineData("no CUDA backend", "--model", "paper-7b", "--seq", "1M", "--measure")]
+    [InlineData("is not a range", "--model", "paper-7b", "--sweep-seq", "32K")]
+    [InlineData("is not a size", "--model", "paper-7b", "--seq", "1M", "--host-memory", "big")]
+    [InlineData("does not exist", "--model", "paper-7b", "--seq", "1M", "--profile", "/nonexistent/p.json")]
+    [InlineData("give one of them", "--model", "paper-7b", "--max-seq", "--sweep-seq", "32K..1M")]
+    public void Bad_input_is_one_line_with_exit_code_2(string expected, params string[] args)
+    {
+        var e = Assert.Throws<MemoException>(() => Invoke(args));
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Equal(2, e.ExitCode);
+    }
+
+    private static void AssertPng(string path)
+    {
+        Assert.True(File.Exists(path), path);
+        var bytes = File.ReadAllBytes(path);
+        Assert.True(bytes.Length > 10_000, $"{path}: only {bytes.Length} bytes");
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A }, bytes[..8]);
+    }
+
+    private sealed class FakeMeasure : ILocalMeasure
+    {
+        public bool CanMeasure(DeviceProfile profile) => profile.Name == "cpu";
+
+        public DeviceProfile Measure(DeviceProfile profile, ICollection<string> notes)
+        {
+            notes.Add("fake measurement");
+            return profile with { HostLinkBandwidth = 7e9, Measured = ["host_link_bandwidth"] };
+        }
+    }
+}
