@@ -20,6 +20,7 @@ public static class Program
         TrainCommand.Create(),
         EvalCommand.Create(),
         SampleCommand.Create(),
+        Memo.Cli.Commands.PlanCommand.Create(),
     ];
 
     /// <summary>Parses and invokes, mapping parse errors and <see cref="MemoException"/> to one stderr line and exit code 2.</summary>
