@@ -50,6 +50,10 @@ public static unsafe class Gemm
     /// <summary>Below this many flops the call runs on the calling thread alone.</summary>
     private const double SerialFlops = 1 << 22;
 
+    /// <summary>
+    /// C = (accumulate ? C : 0) + op(A) op(B) on <paramref name="pool"/>'s threads
+    /// (<see cref="WorkerPool.Default"/> if null; small products run on the calling thread).
+    /// </summary>
     public static void Multiply(bool transA, bool transB, long M, long N, long K,
         float* A, long lda, float* B, long ldb, float* C, long ldc, bool accumulate, WorkerPool? pool = null)
         => Multiply(GemmVariant.Auto, transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate, pool);
@@ -103,12 +107,17 @@ public static unsafe class Gemm
         };
         job.BlockCols = Math.Max(1, BlockCols / job.Nr) * job.Nr;
 
-        pool ??= WorkerPool.Default;
-        int threads = 2.0 * M * N * K < SerialFlops ? 1 : pool.Threads;
+        int threads = 2.0 * M * N * K < SerialFlops ? 1 : (pool ??= WorkerPool.Default).Threads;
         Partition(ref job, threads);
         int items = checked((int)(job.RowChunks * job.ColChunks));
-        if (items == 1) RunItem(0, &job);
-        else pool.For(items, &RunItem, &job);
+        if (threads == 1 || items == 1)
+        {
+            for (int i = 0; i < items; i++) RunItem(i, &job);
+        }
+        else
+        {
+            pool!.For(items, &RunItem, &job);
+        }
     }
 
     private static void Validate(bool transA, bool transB, long M, long N, long K,
