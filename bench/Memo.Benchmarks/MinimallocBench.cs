@@ -51,8 +51,8 @@ public static class MinimallocBench
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Solver `{Planners.NameOf(solver)}`, time limit {seconds} s per instance, threads {options.EffectiveThreads}, capacity {(useCapacity ? "from the file name" : "none")}.");
         sb.AppendLine();
-        sb.AppendLine("| instance | buffers | LB | Memo peak | Memo time | Memo optimal | engine | <= 1048576 | minimalloc peak @1048576 | minimalloc time | minimalloc best in 60 s | minimalloc status |");
-        sb.AppendLine("|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---|");
+        sb.AppendLine("| instance | buffers | LB | Memo peak | <= 1048576 | Memo time to <= 1048576 | Memo time to final peak | Memo total time (CPU) | Memo optimal | engine | minimalloc peak @1048576 | minimalloc time | minimalloc best in 60 s | minimalloc status |");
+        sb.AppendLine("|---|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|---|");
         Console.WriteLine(sb.ToString().TrimEnd());
         int failures = 0;
         var total = Stopwatch.StartNew();
@@ -63,12 +63,16 @@ public static class MinimallocBench
             if (useCapacity && long.TryParse(Path.GetFileName(file).Split('.')[1], NumberStyles.None, CultureInfo.InvariantCulture, out long cap))
                 capacity = cap;
             Problem problem = PlanCsv.Read(file, capacity);
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             PlanResult r = Planners.Solve(problem, options);
+            double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
             var check = PlanValidator.Validate(new Problem(problem.Buffers), r.ToSolution());
             if (!check.IsOk) failures++;
             reference.TryGetValue(name, out var refRow);
+            double? toCapacity = r.SecondsToReach(1048576);
+            double toFinal = r.SecondsToReach(r.Peak) ?? r.Seconds;
             string row = string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {problem.Count} | {r.LowerBound} | {r.Peak}{(check.IsOk ? "" : " INVALID")} | {r.Seconds:F2} s | {(r.Optimal ? "yes" : $"no (gap {r.Gap:P2})")} | {r.Solver} | {(r.Peak <= 1048576 ? "yes" : "NO")} | {refRow?.Peak ?? "-"} | {refRow?.Time ?? "-"} | {refRow?.Best ?? "-"} | {refRow?.Status ?? "-"} |");
+                $"| {name} | {problem.Count} | {r.LowerBound} | {r.Peak}{(check.IsOk ? "" : " INVALID")} | {(r.Peak <= 1048576 ? "yes" : "NO")} | {(toCapacity is double t ? $"{t:F2} s" : "-")} | {toFinal:F2} s | {r.Seconds:F2} s ({cpuSeconds:F2} s) | {(r.Optimal ? "yes" : $"no (gap {r.Gap:P2})")} | {r.Solver} | {refRow?.Peak ?? "-"} | {refRow?.Time ?? "-"} | {refRow?.Best ?? "-"} | {refRow?.Status ?? "-"} |");
             Console.WriteLine(row);
             sb.AppendLine(row);
             foreach (string l in r.Log) Console.Error.WriteLine($"  {name}: {l}");

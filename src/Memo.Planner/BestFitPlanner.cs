@@ -63,14 +63,22 @@ public sealed class BestFitPlanner : IPlanner
                     bestPeak = peak;
                     bestName = $"{order}/{(tightest ? "tightest" : "lowest")}";
                 }
-                if (bestPeak <= prepared.LowerBound) break;
+                if (bestPeak <= prepared.LowerBound || OutOfPassTime(prepared)) break;
             }
-            if (bestPeak <= prepared.LowerBound) break;
+            if (bestPeak <= prepared.LowerBound || OutOfPassTime(prepared)) break;
         }
         best ??= [];
+        prepared.Record(Solution.PeakOf(problem, best));
         var log = new List<string> { $"bestfit: peak {Solution.PeakOf(problem, best)} ({bestName}) in {prepared.Clock.Elapsed.TotalSeconds:F3} s" };
         return (best, log);
     }
+
+    /// <summary>
+    /// After the first pass, further passes stop once a fifth of the time limit is spent (they
+    /// only matter on large, dense problems, where the other engines need the time more).
+    /// </summary>
+    private static bool OutOfPassTime(PreparedProblem prepared) =>
+        prepared.Clock.Elapsed.TotalSeconds > 0.2 * prepared.Options.TimeLimit.TotalSeconds;
 
     /// <summary>Places buffers in <paramref name="order"/> with one gap rule; exposed for the other engines.</summary>
     internal static long[] Place(Problem problem, long[] alignments, int[] order, bool tightest)
@@ -117,7 +125,8 @@ public sealed class BestFitPlanner : IPlanner
     /// <summary>Reusable scratch for placement passes.</summary>
     private sealed class Placer(Problem problem, long[] alignments, (int[] Start, int[] Index) overlaps)
     {
-        private readonly (long Lo, long Hi)[] _scratch = new (long, long)[MaxDegree(overlaps.Start)];
+        private readonly long[] _lo = new long[MaxDegree(overlaps.Start)];
+        private readonly long[] _hi = new long[MaxDegree(overlaps.Start)];
 
         private static int MaxDegree(int[] start)
         {
@@ -141,24 +150,27 @@ public sealed class BestFitPlanner : IPlanner
                     for (int k = overlaps.Start[i]; k < overlaps.Start[i + 1]; k++)
                     {
                         int j = overlaps.Index[k];
-                        if (placed[j] && problem.Buffers[j].Size > 0)
-                            _scratch[count++] = (offsets[j], checked(offsets[j] + problem.Buffers[j].Size));
+                        if (!placed[j] || problem.Buffers[j].Size == 0) continue;
+                        _lo[count] = offsets[j];
+                        _hi[count] = checked(offsets[j] + problem.Buffers[j].Size);
+                        count++;
                     }
                 }
-                var span = _scratch.AsSpan(0, count);
-                span.Sort(static (x, y) => x.Lo.CompareTo(y.Lo));
-                offsets[i] = FindGap(span, size, align, tightest);
+                // Primitive keys: the runtime's sort without a comparison delegate.
+                Array.Sort(_lo, _hi, 0, count);
+                offsets[i] = FindGap(_lo.AsSpan(0, count), _hi.AsSpan(0, count), size, align, tightest);
                 placed[i] = true;
             }
             return offsets;
         }
 
-        private static long FindGap(ReadOnlySpan<(long Lo, long Hi)> taken, long size, long align, bool tightest)
+        private static long FindGap(ReadOnlySpan<long> los, ReadOnlySpan<long> his, long size, long align, bool tightest)
         {
             long candidate = 0;
             long bestOffset = -1, bestSlack = long.MaxValue;
-            foreach (var (lo, hi) in taken)
+            for (int k = 0; k < los.Length; k++)
             {
+                long lo = los[k], hi = his[k];
                 if (candidate + size <= lo)
                 {
                     if (!tightest) return candidate;

@@ -75,6 +75,7 @@ public sealed class CpSatPlanner : IPlanner
                 for (int k = 0; k < members.Length; k++) incumbent[members[k]] = r.Offsets[k];
                 partPeak[p] = r.Peak;
                 improved = true;
+                prepared.Record(Solution.PeakOf(problem, incumbent));
             }
             // The whole problem is at least as high as any of its parts.
             if (r.Bound > bound) bound = r.Bound;
@@ -142,9 +143,10 @@ public sealed class CpSatPlanner : IPlanner
         if (options.WarmStart) model.AddHint(peak, Math.Max(floor, incumbentPeak / g));
         model.Minimize(peak);
 
+        double buildSeconds = sw.Elapsed.TotalSeconds;
         using var solver = new CpSolver();
         solver.StringParameters = string.Create(CultureInfo.InvariantCulture,
-            $"max_time_in_seconds:{Math.Max(0.01, seconds):R} num_workers:{options.EffectiveThreads} random_seed:{options.Seed} log_search_progress:false");
+            $"max_time_in_seconds:{Math.Max(0.01, seconds - 2 * buildSeconds):R} num_workers:{options.EffectiveThreads} random_seed:{options.Seed} log_search_progress:false");
         CpSolverStatus status = solver.Solve(model);
         long branches = solver.Response?.NumBranches ?? 0;
         long bound = (long)Math.Ceiling(solver.BestObjectiveBound - 1e-6) * g;

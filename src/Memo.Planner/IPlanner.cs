@@ -52,6 +52,17 @@ public sealed record PlanResult
     /// <summary>One line per engine step (what ran, for how long, what it found).</summary>
     public IReadOnlyList<string> Log { get; init; } = [];
 
+    /// <summary>Each improvement of the best peak during the solve: (seconds since the start, peak).</summary>
+    public IReadOnlyList<(double Seconds, long Peak)> Progress { get; init; } = [];
+
+    /// <summary>Seconds until the first plan with peak at or below <paramref name="capacity"/> was found; null if none.</summary>
+    public double? SecondsToReach(long capacity)
+    {
+        foreach (var (seconds, peak) in Progress)
+            if (peak <= capacity) return seconds;
+        return null;
+    }
+
     /// <summary>True when the peak is proven optimal.</summary>
     public bool Optimal => Status == PlanStatus.Optimal;
 
@@ -163,10 +174,19 @@ internal sealed class PreparedProblem
 
     public bool TimeIsUp => Clock.Elapsed >= Options.TimeLimit;
 
+    private readonly List<(double Seconds, long Peak)> _progress = [];
+
+    /// <summary>Records a new best peak (ignored unless it improves on the last one).</summary>
+    public void Record(long peak)
+    {
+        if (_progress.Count == 0 || peak < _progress[^1].Peak) _progress.Add((Clock.Elapsed.TotalSeconds, peak));
+    }
+
     /// <summary>Builds the result for a final plan; status from the bound and the capacity.</summary>
     public PlanResult Finish(long[] offsets, string solver, long lowerBound, IReadOnlyList<string> log, int parts = 1, long nodes = 0)
     {
         long peak = Solution.PeakOf(Problem, offsets);
+        Record(peak);
         long lb = Math.Max(LowerBound, lowerBound);
         PlanStatus status;
         if (Problem.Capacity is long cap && lb > cap) status = PlanStatus.Infeasible;
@@ -183,6 +203,7 @@ internal sealed class PreparedProblem
             Parts = parts,
             Nodes = nodes,
             Log = log,
+            Progress = [.. _progress],
         };
     }
 }

@@ -38,7 +38,8 @@ public sealed record PlannerOptions
 
     /// <summary>
     /// Wall-clock budget of the whole solve (model building included). When it runs out the best
-    /// plan found so far is returned with <see cref="PlanStatus.Feasible"/>. Best-fit ignores it.
+    /// plan found so far is returned with <see cref="PlanStatus.Feasible"/>. Best-fit always
+    /// completes its first pass and tries further buffer orders only within a fifth of it.
     /// </summary>
     public TimeSpan TimeLimit { get; init; } = TimeSpan.FromSeconds(10);
 

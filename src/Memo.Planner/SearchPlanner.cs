@@ -60,31 +60,37 @@ public sealed class SearchPlanner : IPlanner
         double deadline = prepared.Clock.Elapsed.TotalSeconds + prepared.RemainingSeconds * shareOfTime;
         double Remaining() => Math.Max(0, deadline - prepared.Clock.Elapsed.TotalSeconds);
 
-        long lo = proven, hi = best - g;
-        bool first = true;
-        while (lo <= hi && Remaining() > 0)
+        // Probe order: the capacity (when the incumbent exceeds it: the plan must fit first),
+        // the lower bound (the likeliest optimum), then capacities stepping down from the best
+        // peak, halving the step whenever a probe runs out of time.
+        long lo = proven;
+        long step = 0;
+        bool triedCapacity = problem.Capacity is not long c0 || c0 >= best || c0 < lo;
+        bool triedLowerBound = false;
+        while (Remaining() > 0 && lo <= best - g)
         {
             long cap;
             double budget;
-            if (first)
+            if (!triedCapacity)
             {
-                // The lower bound is the most likely optimum: give it a large share.
+                triedCapacity = true;
+                cap = problem.Capacity!.Value;
+                cap -= cap % g;
+                budget = Remaining() * 0.3;
+                if (cap < lo) continue;
+            }
+            else if (!triedLowerBound)
+            {
+                triedLowerBound = true;
                 cap = lo;
                 budget = Remaining() * 0.4;
             }
-            else if (problem.Capacity is long c && best > c && c >= lo && c <= hi)
-            {
-                cap = c;
-                budget = Remaining() * 0.5;
-            }
             else
             {
-                cap = lo + (hi - lo) / 2;
-                cap -= cap % g;
-                if (cap < lo) cap = lo;
-                budget = Remaining() * 0.5;
+                if (step == 0) step = Math.Max(g, (best - lo) / 8 / g * g);
+                cap = Math.Max(lo, best - step);
+                budget = Remaining() / 3;
             }
-            first = false;
             var sw = Stopwatch.StartNew();
             var (result, offsets, probeNodes) = engine.Probe(cap, prepared.Clock.Elapsed.TotalSeconds + budget);
             nodes += probeNodes;
@@ -94,16 +100,19 @@ public sealed class SearchPlanner : IPlanner
                 case ProbeResult.Found:
                     incumbent = offsets!;
                     best = Solution.PeakOf(problem, incumbent);
+                    prepared.Record(best);
                     improved = true;
-                    hi = best - g;
                     break;
                 case ProbeResult.Infeasible:
                     proven = Math.Max(proven, cap + g);
-                    lo = cap + g;
+                    lo = proven;
+                    if (step > 0) step = Math.Max(g, (best - lo) / 2 / g * g);
                     break;
                 default:
-                    // Unknown: look higher, without claiming a bound.
-                    lo = cap + g;
+                    // Out of time at this capacity: step down less far next time; after a failed
+                    // single step there is nothing closer to try.
+                    if (step > 0 && step == g && cap == best - g) return new(incumbent, proven, improved, engine.PartitionCount, nodes);
+                    if (step > 0) step = Math.Max(g, step / 2 / g * g);
                     break;
             }
         }
@@ -183,6 +192,7 @@ public sealed class SearchPlanner : IPlanner
         private readonly int[] _sectionMark;
         private int _markEpoch;
         private readonly long[] _umin;        // lowest min offset of an unplaced buffer per section (MaxValue: none)
+        private readonly int[] _uminCount;    // how many unplaced buffers of the section have that min offset
         private long[] _undoValue = new long[1024];
         private int[] _undoIndex = new int[1024];  // see UndoTo for the encoding
         private int _undoTop;
@@ -244,6 +254,7 @@ public sealed class SearchPlanner : IPlanner
             _floor = new long[sections];
             _total = new long[sections];
             _umin = new long[sections];
+            _uminCount = new int[sections];
             _cuts = new int[_cuts0.Length];
             _solution = new long[_n];
             _sectionMark = new int[sections];
@@ -296,6 +307,7 @@ public sealed class SearchPlanner : IPlanner
             Array.Clear(_floor);
             Array.Clear(_total);
             Array.Clear(_umin);
+            for (int s = 0; s < _uminCount.Length; s++) _uminCount[s] = _memStart[s + 1] - _memStart[s];
             for (int k = 0; k < _n; k++)
                 for (int s = _first[k]; s < _end[k]; s++) _total[s] += _size[k];
             Array.Copy(_cuts0, _cuts, _cuts0.Length);
@@ -360,7 +372,7 @@ public sealed class SearchPlanner : IPlanner
             if (size > _stack.Length) Array.Resize(ref _stack, Math.Max(size, _stack.Length * 2));
         }
 
-        private const int MinOffsetTag = 0, FloorTag = 1, UminTag = 2;
+        private const int MinOffsetTag = 0, FloorTag = 1, UminTag = 2, CountTag = 3;
 
         private void PushUndo(int tag, int index, long value)
         {
@@ -385,7 +397,8 @@ public sealed class SearchPlanner : IPlanner
                 {
                     case MinOffsetTag: _minOffset[code >> 2] = value; break;
                     case FloorTag: _floor[code >> 2] = value; break;
-                    default: _umin[code >> 2] = value; break;
+                    case UminTag: _umin[code >> 2] = value; break;
+                    default: _uminCount[code >> 2] = (int)value; break;
                 }
             }
         }
@@ -404,7 +417,7 @@ public sealed class SearchPlanner : IPlanner
         {
             if (--_nodesLeft < 0) return Status.Aborted;
             _nodes++;
-            if ((_nodes & 255) == 0 && _prepared.Clock.Elapsed.TotalSeconds >= _deadline) return Status.Timeout;
+            if ((_nodes & 15) == 0 && _prepared.Clock.Elapsed.TotalSeconds >= _deadline) return Status.Timeout;
 
             // The unplaced buffers of this partition, by (min offset, rank).
             int start = _stackTop;
@@ -497,10 +510,13 @@ public sealed class SearchPlanner : IPlanner
                 PushUndo(MinOffsetTag, o, old);
                 _minOffset[o] = Checked.AlignUp(height, _align[o]);
                 if (!_inference) continue;
-                // Only sections where o held the lowest min offset can see that minimum rise.
+                // Only sections where o held the lowest min offset can see that minimum rise,
+                // and only once no other unplaced buffer there holds it too.
                 for (int s = _first[o]; s < _end[o]; s++)
                 {
                     if (_umin[s] != old || _sectionMark[s] == _markEpoch) continue;
+                    PushUndo(CountTag, s, _uminCount[s]);
+                    if (--_uminCount[s] > 0) continue;
                     _sectionMark[s] = _markEpoch;
                     Append(ref _affected, ref recompute, s);
                 }
@@ -511,8 +527,10 @@ public sealed class SearchPlanner : IPlanner
                 PushUndo(FloorTag, s, _floor[s]);
                 _floor[s] = height;
                 _total[s] -= _size[b];
-                // b leaves the unplaced set: its sections need a new minimum if b held it.
+                // b leaves the unplaced set: its sections need a new minimum if b held it alone.
                 if (!_inference || _umin[s] != own || _sectionMark[s] == _markEpoch) continue;
+                PushUndo(CountTag, s, _uminCount[s]);
+                if (--_uminCount[s] > 0) continue;
                 _sectionMark[s] = _markEpoch;
                 Append(ref _affected, ref recompute, s);
             }
@@ -521,11 +539,24 @@ public sealed class SearchPlanner : IPlanner
             {
                 int s = _affected[a];
                 long low = long.MaxValue;
+                int count = 0;
                 for (int m = _memStart[s]; m < _memStart[s + 1]; m++)
                 {
                     int o = _memIndex[m];
-                    if (_offset[o] < 0 && _minOffset[o] < low) low = _minOffset[o];
+                    if (_offset[o] >= 0) continue;
+                    long v = _minOffset[o];
+                    if (v < low)
+                    {
+                        low = v;
+                        count = 1;
+                    }
+                    else if (v == low)
+                    {
+                        count++;
+                    }
                 }
+                PushUndo(CountTag, s, _uminCount[s]);
+                _uminCount[s] = count;
                 if (low == _umin[s]) continue;
                 PushUndo(UminTag, s, _umin[s]);
                 _umin[s] = low;

@@ -232,29 +232,32 @@ public static class Sweep
         var lowers = new long[n];
         for (int i = 0; i < n; i++) lowers[i] = problem.Buffers[i].Lifespan.Lower;
         Array.Sort(lowers, order);
+        // Two sweeps: count the neighbours of every buffer, then fill them in.
         var degree = new int[n];
-        var pairs = new List<(int, int)>();
         var active = new List<int>();
         foreach (int i in order)
         {
             long lower = problem.Buffers[i].Lifespan.Lower;
             active.RemoveAll(j => problem.Buffers[j].Lifespan.Upper <= lower);
-            foreach (int j in active)
-            {
-                pairs.Add((i, j));
-                degree[i]++;
-                degree[j]++;
-            }
+            degree[i] += active.Count;
+            foreach (int j in active) degree[j]++;
             active.Add(i);
         }
         var start = new int[n + 1];
         for (int i = 0; i < n; i++) start[i + 1] = checked(start[i] + degree[i]);
         var index = new int[start[n]];
         var fill = (int[])start.Clone();
-        foreach (var (a, b) in pairs)
+        active.Clear();
+        foreach (int i in order)
         {
-            index[fill[a]++] = b;
-            index[fill[b]++] = a;
+            long lower = problem.Buffers[i].Lifespan.Lower;
+            active.RemoveAll(j => problem.Buffers[j].Lifespan.Upper <= lower);
+            foreach (int j in active)
+            {
+                index[fill[i]++] = j;
+                index[fill[j]++] = i;
+            }
+            active.Add(i);
         }
         return (start, index);
     }
