@@ -47,6 +47,14 @@ public sealed record PlannerOptions
     public int Threads { get; init; }
 
     /// <summary>
+    /// Search worker threads (at most one per preorder, 3). With more than one, the preorders are
+    /// split among threads and the first thread to settle a probe stops the others: faster on
+    /// idle cores, but the plan then depends on timing. 1 (the default) is deterministic and
+    /// leaves the other cores to CP-SAT or other work.
+    /// </summary>
+    public int SearchThreads { get; init; } = 1;
+
+    /// <summary>
     /// Every offset must be a multiple of this (in addition to each buffer's own alignment; the
     /// effective alignment is the least common multiple of the two). 1 means no extra alignment.
     /// </summary>
@@ -84,6 +92,8 @@ public sealed record PlannerOptions
             throw new MemoException($"time limit {TimeLimit.TotalSeconds} s is negative; give a limit >= 0");
         if (Threads < 0)
             throw new MemoException($"threads {Threads} is negative; give 0 (all cores) or a positive count");
+        if (SearchThreads < 1)
+            throw new MemoException($"search threads {SearchThreads} < 1; give a positive count");
         if (Alignment < 1)
             throw new MemoException($"alignment {Alignment} < 1; use 1 for no alignment");
     }

@@ -23,6 +23,7 @@
 // Quantities are scaled by the plan granularity (gcd of sizes and alignments) so that every
 // value stays small; results are scaled back.
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace Memo.Planner;
 
@@ -56,28 +57,36 @@ public sealed class SearchPlanner : IPlanner
         bool improved = false;
         long nodes = 0;
         if (best <= proven) return new(incumbent, proven, false, 1, 0);
-        var engine = new Engine(prepared);
+        var engine = new Workers(prepared);
         double deadline = prepared.Clock.Elapsed.TotalSeconds + prepared.RemainingSeconds * shareOfTime;
         double Remaining() => Math.Max(0, deadline - prepared.Clock.Elapsed.TotalSeconds);
 
-        // Probe order: the capacity (when the incumbent exceeds it: the plan must fit first),
-        // the lower bound (the likeliest optimum), then capacities stepping down from the best
-        // peak, halving the step whenever a probe runs out of time.
+        // Probe order: the lower bound (the likeliest optimum) briefly, the capacity when the
+        // incumbent exceeds it (the plan must fit first), the lower bound again for longer,
+        // then capacities stepping down from the best peak, halving the step whenever a probe
+        // runs out of time.
         long lo = proven;
         long step = 0;
-        bool triedCapacity = problem.Capacity is not long c0 || c0 >= best || c0 < lo;
+        bool triedCapacity = problem.Capacity is not long c0 || c0 >= best || c0 <= lo;
+        bool quickLowerBound = !triedCapacity;
         bool triedLowerBound = false;
         while (Remaining() > 0 && lo <= best - g)
         {
             long cap;
             double budget;
-            if (!triedCapacity)
+            if (quickLowerBound)
+            {
+                quickLowerBound = false;
+                cap = lo;
+                budget = Remaining() * 0.05;
+            }
+            else if (!triedCapacity)
             {
                 triedCapacity = true;
                 cap = problem.Capacity!.Value;
                 cap -= cap % g;
                 budget = Remaining() * 0.3;
-                if (cap < lo) continue;
+                if (cap < lo || cap >= best) continue;
             }
             else if (!triedLowerBound)
             {
@@ -94,7 +103,7 @@ public sealed class SearchPlanner : IPlanner
             var sw = Stopwatch.StartNew();
             var (result, offsets, probeNodes) = engine.Probe(cap, prepared.Clock.Elapsed.TotalSeconds + budget);
             nodes += probeNodes;
-            log.Add($"search: capacity {cap}: {result} after {probeNodes} nodes in {sw.Elapsed.TotalSeconds:F3} s");
+            log.Add($"search: capacity {cap}: {result} after {probeNodes} nodes in {sw.Elapsed.TotalSeconds:F3} s ({engine.LastOrder})");
             switch (result)
             {
                 case ProbeResult.Found:
@@ -163,6 +172,69 @@ public sealed class SearchPlanner : IPlanner
         public int Buffer;
     }
 
+    /// <summary>
+    /// Runs a probe on one or more dedicated threads (large stacks: the search recurses once per
+    /// placed buffer). With several threads, each owns an engine and a share of the preorders,
+    /// and the first thread to settle the probe (found or proven infeasible) stops the others.
+    /// </summary>
+    private sealed class Workers
+    {
+        private const int StackBytes = 256 << 20;
+        private readonly Engine[] _engines;
+        private readonly Key[][][] _orders;
+
+        public Workers(PreparedProblem prepared)
+        {
+            int threads = Math.Clamp(prepared.Options.SearchThreads, 1, Heuristics.Length);
+            _engines = new Engine[threads];
+            _orders = new Key[threads][][];
+            for (int t = 0; t < threads; t++)
+            {
+                _engines[t] = new Engine(prepared);
+                _orders[t] = Heuristics.Where((_, h) => h % threads == t).ToArray();
+            }
+        }
+
+        public int PartitionCount => _engines[0].PartitionCount;
+
+        public string LastOrder { get; private set; } = "";
+
+        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline)
+        {
+            int threads = _engines.Length;
+            var results = new (ProbeResult Result, long[]? Offsets, long Nodes)[threads];
+            var cancel = new StrongBox<int>();
+            int winner = -1;
+            Exception? failure = null;
+            var workers = new Thread[threads];
+            for (int t = 0; t < threads; t++)
+            {
+                int id = t;
+                workers[t] = new Thread(() =>
+                {
+                    try
+                    {
+                        results[id] = _engines[id].Probe(capacity, deadline, _orders[id], cancel);
+                        if (results[id].Result != ProbeResult.Timeout && Interlocked.CompareExchange(ref winner, id, -1) == -1)
+                            Volatile.Write(ref cancel.Value, 1);
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        failure = e;
+                        Volatile.Write(ref cancel.Value, 1);
+                    }
+                }, StackBytes) { IsBackground = true, Name = $"memo-search-{id}" };
+                workers[t].Start();
+            }
+            foreach (Thread w in workers) w.Join();
+            if (failure is not null) throw new InvalidOperationException("search worker failed", failure);
+            long nodes = results.Sum(r => r.Nodes);
+            int pick = winner >= 0 ? winner : 0;
+            LastOrder = _engines[pick].LastOrder + (threads > 1 ? $", {threads} threads" : "");
+            return winner >= 0 ? (results[winner].Result, results[winner].Offsets, nodes) : (ProbeResult.Timeout, null, nodes);
+        }
+    }
+
     /// <summary>The search state for one problem (sizes scaled by the granularity, zero sizes removed).</summary>
     private sealed class Engine
     {
@@ -204,6 +276,7 @@ public sealed class SearchPlanner : IPlanner
         private long _nodesLeft;
         private long _nodes;
         private double _deadline;
+        private StrongBox<int> _cancel = new();
 
         public Engine(PreparedProblem prepared)
         {
@@ -262,19 +335,28 @@ public sealed class SearchPlanner : IPlanner
 
         public int PartitionCount => _partitions.Count;
 
-        /// <summary>Looks for a plan with peak <= capacity (in bytes) until the deadline (seconds on the prepared clock).</summary>
-        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline)
+        /// <summary>The preorder and node limit of the last probe's final attempt.</summary>
+        public string LastOrder { get; private set; } = "";
+
+        /// <summary>
+        /// Looks for a plan with peak <= capacity (in bytes) until the deadline (seconds on the
+        /// prepared clock) or until <paramref name="cancel"/> is set, trying the given preorders
+        /// round-robin with a node limit that doubles every round.
+        /// </summary>
+        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline, Key[][] heuristics, StrongBox<int> cancel)
         {
             long g = _prepared.Granularity;
             _capacity = capacity / g;
             _deadline = deadline;
+            _cancel = cancel;
             _nodes = 0;
             long limit = Math.Max(2, _n);
             while (true)
             {
                 limit = limit >= long.MaxValue / 2 ? long.MaxValue : limit * 2;
-                foreach (Key[] heuristic in Heuristics)
+                foreach (Key[] heuristic in heuristics)
                 {
+                    LastOrder = $"order {string.Join('-', heuristic)}, node limit {limit}";
                     Reset();
                     // The max-load bound, per section.
                     if (MaxTotal(0, _total.Length) > _capacity) return (ProbeResult.Infeasible, null, _nodes);
@@ -417,7 +499,7 @@ public sealed class SearchPlanner : IPlanner
         {
             if (--_nodesLeft < 0) return Status.Aborted;
             _nodes++;
-            if ((_nodes & 15) == 0 && _prepared.Clock.Elapsed.TotalSeconds >= _deadline) return Status.Timeout;
+            if ((_nodes & 15) == 0 && (Volatile.Read(ref _cancel.Value) != 0 || _prepared.Clock.Elapsed.TotalSeconds >= _deadline)) return Status.Timeout;
 
             // The unplaced buffers of this partition, by (min offset, rank).
             int start = _stackTop;

@@ -145,6 +145,23 @@ public class PlannerOptionsTests
     }
 
     [Fact]
+    public void SearchThreads_split_the_preorders_and_one_thread_is_deterministic()
+    {
+        var p = PlannerTestData.Tight(3, 40);
+        var options = new PlannerOptions { Solver = SolverKind.Search, TimeLimit = TimeSpan.FromSeconds(5) };
+        var a = Planners.Solve(p, options);
+        var b = Planners.Solve(p, options);
+        Assert.Equal(a.Nodes, b.Nodes);
+        Assert.Equal(a.Offsets, b.Offsets);
+        Assert.DoesNotContain(a.Log, l => l.Contains("threads", StringComparison.Ordinal));
+        var parallel = Planners.Solve(p, options with { SearchThreads = 2 });
+        PlannerTestData.AssertValid(p, parallel);
+        Assert.True(parallel.Optimal);
+        Assert.Contains(parallel.Log, l => l.Contains("2 threads", StringComparison.Ordinal));
+        Assert.Throws<MemoException>(() => Planners.Solve(p, options with { SearchThreads = 0 }));
+    }
+
+    [Fact]
     public void Negative_time_limit_is_a_user_error() =>
         Assert.Throws<MemoException>(() => Planners.Solve(Hard(), new PlannerOptions { TimeLimit = TimeSpan.FromSeconds(-1) }));
 }
