@@ -272,6 +272,7 @@ public sealed class SearchPlanner : IPlanner
         private int _stackTop;
         private int[] _affected = new int[256];
         private int[] _changed = new int[256];
+        private int _changedCount;
         private long _capacity;
         private long _nodesLeft;
         private long _nodes;
@@ -533,6 +534,7 @@ public sealed class SearchPlanner : IPlanner
 
             // Largest unplaced load of any section at this node; placements only lower it.
             long nodeMaxTotal = _inference ? MaxTotal(firstSection, endSection) : 0;
+            var critical = new Critical { Room = long.MinValue };
             for (int i = 0; i < count; i++)
             {
                 Entry e = _stack[start + i];
@@ -542,11 +544,16 @@ public sealed class SearchPlanner : IPlanner
                 if (e.Offset >= minHeight) continue;
                 int b = e.Buffer;
                 long height = e.Offset + _size[b];
-                if (height > _capacity) continue;
+                if (height > _capacity || !FitsAbove(b, e.Offset, firstSection, endSection, nodeMaxTotal, ref critical))
+                {
+                    // b cannot go here; if it constrains nothing unplaced, it cannot go anywhere.
+                    if (IsHatless(b)) break;
+                    continue;
+                }
                 int mark = _undoTop;
-                bool hatless = Place(b, e.Offset, out int changed);
+                bool hatless = Place(b, e.Offset);
                 Status status = Status.NotFound;
-                if (Check(b, firstSection, endSection, e.Offset, changed, nodeMaxTotal))
+                if (Check(b))
                 {
                     status = _decompose
                         ? Decompose(b, start, count, firstSection, endSection, e.Offset, e.Rank, heuristic)
@@ -572,9 +579,9 @@ public sealed class SearchPlanner : IPlanner
         /// Places b and propagates: min offsets of its unplaced neighbours, floors and unplaced
         /// loads of its sections, and the lowest unplaced min offset of every section where that
         /// may have changed. Sections other than b's whose lowest unplaced min offset changed are
-        /// left in _changed[0..changed). Returns true when no unplaced buffer overlaps b ("hatless").
+        /// left in _changed[0.._changedCount). Returns true when no unplaced buffer overlaps b ("hatless").
         /// </summary>
-        private bool Place(int b, long offset, out int changed)
+        private bool Place(int b, long offset)
         {
             bool hatless = true;
             _offset[b] = offset;
@@ -616,7 +623,7 @@ public sealed class SearchPlanner : IPlanner
                 _sectionMark[s] = _markEpoch;
                 Append(ref _affected, ref recompute, s);
             }
-            changed = 0;
+            int changed = 0;
             for (int a = 0; a < recompute; a++)
             {
                 int s = _affected[a];
@@ -644,6 +651,7 @@ public sealed class SearchPlanner : IPlanner
                 _umin[s] = low;
                 Append(ref _changed, ref changed, s);
             }
+            _changedCount = changed;
             return hatless;
         }
 
@@ -653,21 +661,65 @@ public sealed class SearchPlanner : IPlanner
             list[count++] = s;
         }
 
-        private bool Check(int b, int firstSection, int endSection, long offset, int changed, long nodeMaxTotal)
+        /// <summary>Sections whose unplaced load exceeds Room (= capacity - offset): [Lo, Hi].</summary>
+        private struct Critical
+        {
+            public long Room;
+            public int Lo;
+            public int Hi;
+        }
+
+        /// <summary>
+        /// Offsets never decrease, so after b is placed at <paramref name="offset"/> every
+        /// section's unplaced load must fit above that offset. Exactly: b must span every section
+        /// whose load exceeds the room above the offset, and be large enough to bring the
+        /// largest load (<paramref name="nodeMaxTotal"/>) within it. Tested before placing b,
+        /// with the critical sections computed once per distinct offset.
+        /// </summary>
+        private bool FitsAbove(int b, long offset, int firstSection, int endSection, long nodeMaxTotal, ref Critical critical)
+        {
+            if (!_inference) return true;
+            long room = _capacity - offset;
+            if (nodeMaxTotal <= room) return true;
+            if (_size[b] < nodeMaxTotal - room) return false;
+            if (critical.Room != room)
+            {
+                critical.Room = room;
+                critical.Lo = int.MaxValue;
+                critical.Hi = -1;
+                for (int s = firstSection; s < endSection; s++)
+                {
+                    if (_total[s] <= room) continue;
+                    if (critical.Lo == int.MaxValue) critical.Lo = s;
+                    critical.Hi = s;
+                }
+            }
+            return _first[b] <= critical.Lo && critical.Hi < _end[b];
+        }
+
+        private bool IsHatless(int b)
+        {
+            for (int k = _ovStart[b]; k < _ovStart[b + 1]; k++)
+                if (_offset[_ovIndex[k]] < 0) return false;
+            return true;
+        }
+
+        private bool Check(int b)
         {
             // Unchanged sections passed this test at an ancestor; only changed ones can fail it.
+            long load = 0;
             for (int s = _first[b]; s < _end[b]; s++)
-                if (EffectiveFloor(s) + (_inference ? _total[s] : 0) > _capacity) return false;
-            for (int a = 0; a < changed; a++)
+            {
+                if (_inference) load = _total[s];
+                if (EffectiveFloor(s) + load > _capacity) return false;
+            }
+            for (int a = 0; a < _changedCount; a++)
             {
                 int s = _changed[a];
-                if (EffectiveFloor(s) + (_inference ? _total[s] : 0) > _capacity) return false;
+                if (_inference) load = _total[s];
+                if (EffectiveFloor(s) + load > _capacity) return false;
             }
-            // Offsets never decrease, so nothing new goes below the current offset: every
-            // section's unplaced load must fit above it.
-            if (!_inference) return offset <= _capacity;
-            if (offset + nodeMaxTotal <= _capacity) return true;
-            return offset + MaxTotal(firstSection, endSection) <= _capacity;
+            return true;
         }
 
         private Status Decompose(int b, int start, int count, int firstSection, int endSection, long offset, int rank, Key[] heuristic)
