@@ -271,8 +271,6 @@ public sealed class SearchPlanner : IPlanner
         private Entry[] _stack = new Entry[1024];
         private int _stackTop;
         private int[] _affected = new int[256];
-        private int[] _changed = new int[256];
-        private int _changedCount;
         private long _capacity;
         private long _nodesLeft;
         private long _nodes;
@@ -551,9 +549,9 @@ public sealed class SearchPlanner : IPlanner
                     continue;
                 }
                 int mark = _undoTop;
-                bool hatless = Place(b, e.Offset);
+                bool fits = Place(b, e.Offset, out bool hatless);
                 Status status = Status.NotFound;
-                if (Check(b))
+                if (fits)
                 {
                     status = _decompose
                         ? Decompose(b, start, count, firstSection, endSection, e.Offset, e.Rank, heuristic)
@@ -578,12 +576,18 @@ public sealed class SearchPlanner : IPlanner
         /// <summary>
         /// Places b and propagates: min offsets of its unplaced neighbours, floors and unplaced
         /// loads of its sections, and the lowest unplaced min offset of every section where that
-        /// may have changed. Sections other than b's whose lowest unplaced min offset changed are
-        /// left in _changed[0.._changedCount). Returns true when no unplaced buffer overlaps b ("hatless").
+        /// may have changed. Returns false, possibly before propagating everything (the undo log
+        /// still restores all of it), as soon as a section's floor plus its unplaced load exceeds
+        /// the capacity. <paramref name="hatless"/>: no unplaced buffer overlaps b.
         /// </summary>
-        private bool Place(int b, long offset)
+        /// <remarks>
+        /// Only sections whose lowest unplaced min offset changed need the test: in b's own
+        /// sections the floor becomes offset + size, and floor + unplaced load = offset + load
+        /// there was already checked by <see cref="FitsAbove"/>; elsewhere nothing else changed.
+        /// </remarks>
+        private bool Place(int b, long offset, out bool hatless)
         {
-            bool hatless = true;
+            hatless = true;
             _offset[b] = offset;
             _solution[b] = offset;
             long height = offset + _size[b];
@@ -623,7 +627,6 @@ public sealed class SearchPlanner : IPlanner
                 _sectionMark[s] = _markEpoch;
                 Append(ref _affected, ref recompute, s);
             }
-            int changed = 0;
             for (int a = 0; a < recompute; a++)
             {
                 int s = _affected[a];
@@ -649,10 +652,9 @@ public sealed class SearchPlanner : IPlanner
                 if (low == _umin[s]) continue;
                 PushUndo(UminTag, s, _umin[s]);
                 _umin[s] = low;
-                Append(ref _changed, ref changed, s);
+                if (EffectiveFloor(s) + _total[s] > _capacity) return false;
             }
-            _changedCount = changed;
-            return hatless;
+            return true;
         }
 
         private static void Append(ref int[] list, ref int count, int s)
@@ -701,24 +703,6 @@ public sealed class SearchPlanner : IPlanner
         {
             for (int k = _ovStart[b]; k < _ovStart[b + 1]; k++)
                 if (_offset[_ovIndex[k]] < 0) return false;
-            return true;
-        }
-
-        private bool Check(int b)
-        {
-            // Unchanged sections passed this test at an ancestor; only changed ones can fail it.
-            long load = 0;
-            for (int s = _first[b]; s < _end[b]; s++)
-            {
-                if (_inference) load = _total[s];
-                if (EffectiveFloor(s) + load > _capacity) return false;
-            }
-            for (int a = 0; a < _changedCount; a++)
-            {
-                int s = _changed[a];
-                if (_inference) load = _total[s];
-                if (EffectiveFloor(s) + load > _capacity) return false;
-            }
             return true;
         }
 
