@@ -8,7 +8,7 @@ namespace Memo.Benchmarks;
 
 /// <summary>
 /// BenchmarkDotNet view of one GEMM: the GPT-2 124M attention-projection forward at B=4, T=1024
-/// (C[4096, 768] = X[4096, 768] W[768, 768]^T), on the default pool. Runs in-process.
+/// (C[4096, 768] = X[4096, 768] W[768, 768]^T), on the default pool. Runs in-process, short job (3 warm-up + 3 measured iterations).
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(InProcessConfig))]
@@ -43,6 +43,6 @@ public unsafe class GemmBenchmark : IDisposable
 
     private sealed class InProcessConfig : BenchmarkDotNet.Configs.ManualConfig
     {
-        public InProcessConfig() => AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance));
+        public InProcessConfig() => AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance));
     }
 }

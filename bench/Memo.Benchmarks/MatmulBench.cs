@@ -22,6 +22,9 @@ internal static unsafe class MatmulBench
         public double Flops => 2.0 * M * N * K;
     }
 
+    /// <summary>Pause when switching library: OpenBLAS's and the pool's idle threads spin for a while after a call.</summary>
+    private const int SwitchPauseMs = 250;
+
     private sealed record Options(int[] Sizes, int Threads, int Reps, bool Gpt2, string? Out);
 
     public static int Run(string[] args)
@@ -44,33 +47,36 @@ internal static unsafe class MatmulBench
         header.AppendLine(CultureInfo.InvariantCulture, $"- runtime: .NET {Environment.Version}, {RuntimeInformation.OSDescription}");
         header.AppendLine(CultureInfo.InvariantCulture, $"- Memo kernel: {Gemm.BestVariant}, KC={Gemm.KC}");
         header.AppendLine(CultureInfo.InvariantCulture, $"- OpenBLAS: {blasInfo}");
-        header.AppendLine(CultureInfo.InvariantCulture, $"- median of {o.Reps} timed runs after one warm-up run, per library; GFLOP/s = 2MNK / time");
+        header.AppendLine(CultureInfo.InvariantCulture, $"- GFLOP/s = 2MNK / wall time: median (and best) of {o.Reps} timed runs per library after one warm-up run, the libraries alternating run by run; the ratio is of medians");
+        header.AppendLine(CultureInfo.InvariantCulture, $"- load average (1 min) at start: {LoadAverage()}");
         header.AppendLine(CultureInfo.InvariantCulture, $"- op: N/T = op(A), op(B) stored plain/transposed; + = accumulate into C (beta = 1)");
         header.AppendLine(CultureInfo.InvariantCulture, $"- max rel diff = max |C_memo - C_openblas| / max |C_openblas|");
         header.AppendLine();
         Console.Write(header);
 
         var table = new StringBuilder();
-        table.AppendLine("| shape | op | M | N | K | Memo GFLOP/s | OpenBLAS GFLOP/s | Memo/OpenBLAS | max rel diff |");
-        table.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        table.AppendLine("| shape | op | M | N | K | Memo GFLOP/s | OpenBLAS GFLOP/s | Memo/OpenBLAS | Memo best | OpenBLAS best | max rel diff |");
+        table.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         Console.Write(table);
         var ratios = new List<double>();
         foreach (var s in shapes)
         {
             var row = Measure(s, o, pool, blasMissing == null);
             string line = string.Create(CultureInfo.InvariantCulture,
-                $"| {s.Name} | {s.Op} | {s.M} | {s.N} | {s.K} | {row.Memo:F1} | {Fmt(row.Blas, "F1")} | {Fmt(row.Memo / row.Blas, "F2")} | {Fmt(row.Diff, "E1")} |");
+                $"| {s.Name} | {s.Op} | {s.M} | {s.N} | {s.K} | {row.Memo:F1} | {Fmt(row.Blas, "F1")} | {Fmt(row.Memo / row.Blas, "F2")} | {row.MemoBest:F1} | {Fmt(row.BlasBest, "F1")} | {Fmt(row.Diff, "E1")} |");
             Console.WriteLine(line);
             table.AppendLine(line);
             if (!double.IsNaN(row.Blas)) ratios.Add(row.Memo / row.Blas);
         }
+        var footer = new StringBuilder();
         if (ratios.Count > 0)
         {
-            string g = string.Create(CultureInfo.InvariantCulture,
+            footer.AppendLine(CultureInfo.InvariantCulture,
                 $"\nMemo/OpenBLAS over all shapes: min {ratios.Min():F2}, geometric mean {Math.Exp(ratios.Average(Math.Log)):F2}");
-            Console.WriteLine(g);
-            table.AppendLine(g);
         }
+        footer.AppendLine(CultureInfo.InvariantCulture, $"\nload average (1 min) at end: {LoadAverage()}");
+        Console.Write(footer);
+        table.Append(footer);
         if (o.Out != null)
         {
             string? dir = Path.GetDirectoryName(Path.GetFullPath(o.Out));
@@ -97,7 +103,9 @@ internal static unsafe class MatmulBench
         foreach (var l in layers) yield return new Shape($"{l.Name} dW", true, false, l.Out, l.In, BT, true);
     }
 
-    private static (double Memo, double Blas, double Diff) Measure(Shape s, Options o, WorkerPool pool, bool withBlas)
+    private readonly record struct Result(double Memo, double Blas, double MemoBest, double BlasBest, double Diff);
+
+    private static Result Measure(Shape s, Options o, WorkerPool pool, bool withBlas)
     {
         // Stored shapes: A is M x K (or K x M), B is K x N (or N x K), C is M x N; all packed.
         int lda = s.TransA ? s.M : s.K, ldb = s.TransB ? s.K : s.N, ldc = s.N;
@@ -108,13 +116,33 @@ internal static unsafe class MatmulBench
         Fill(a.Floats, (long)s.M * s.K, 1);
         Fill(b.Floats, (long)s.K * s.N, 2);
 
-        double memo = Median(o.Reps, () =>
-            Gemm.Multiply(s.TransA, s.TransB, s.M, s.N, s.K, a.Floats, lda, b.Floats, ldb, cm.Floats, ldc, s.Accumulate, pool));
-        if (!withBlas) return (s.Flops / memo / 1e9, double.NaN, double.NaN);
-        Thread.Sleep(200); // let the other library's spinning threads go to sleep
-        double blas = Median(o.Reps, () =>
-            OpenBlas.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, a.Floats, lda, b.Floats, ldb, cb.Floats, ldc, s.Accumulate));
-        Thread.Sleep(200);
+        Action memoRun = () =>
+            Gemm.Multiply(s.TransA, s.TransB, s.M, s.N, s.K, a.Floats, lda, b.Floats, ldb, cm.Floats, ldc, s.Accumulate, pool);
+        Action blasRun = () =>
+            OpenBlas.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, a.Floats, lda, b.Floats, ldb, cb.Floats, ldc, s.Accumulate);
+        if (!withBlas)
+        {
+            memoRun();
+            var only = new double[o.Reps];
+            for (int r = 0; r < o.Reps; r++) only[r] = Time(memoRun);
+            return new Result(s.Flops / Median(only) / 1e9, double.NaN, s.Flops / only.Min() / 1e9, double.NaN, double.NaN);
+        }
+
+        // Alternate the two libraries run by run, so both see the same machine; pause at each
+        // switch until the other library's idle threads have stopped spinning.
+        var memo = new double[o.Reps];
+        var blas = new double[o.Reps];
+        memoRun();
+        Thread.Sleep(SwitchPauseMs);
+        blasRun();
+        for (int r = 0; r < o.Reps; r++)
+        {
+            Thread.Sleep(SwitchPauseMs);
+            memo[r] = Time(memoRun);
+            Thread.Sleep(SwitchPauseMs);
+            blas[r] = Time(blasRun);
+        }
+        Thread.Sleep(SwitchPauseMs);
 
         // Compare one fresh product of each (accumulating shapes ran reps+1 times on their C).
         Gemm.Multiply(s.TransA, s.TransB, s.M, s.N, s.K, a.Floats, lda, b.Floats, ldb, cm.Floats, ldc, false, pool);
@@ -126,22 +154,34 @@ internal static unsafe class MatmulBench
             maxDiff = Math.Max(maxDiff, Math.Abs((double)cm.Floats[i] - cb.Floats[i]));
             maxRef = Math.Max(maxRef, Math.Abs((double)cb.Floats[i]));
         }
-        return (s.Flops / memo / 1e9, s.Flops / blas / 1e9, maxDiff / Math.Max(maxRef, double.Epsilon));
+        return new Result(s.Flops / Median(memo) / 1e9, s.Flops / Median(blas) / 1e9,
+            s.Flops / memo.Min() / 1e9, s.Flops / blas.Min() / 1e9, maxDiff / Math.Max(maxRef, double.Epsilon));
     }
 
-    /// <summary>Median seconds of <paramref name="reps"/> timed runs after one warm-up run.</summary>
-    private static double Median(int reps, Action run)
+    private static double Time(Action run)
     {
+        long start = Stopwatch.GetTimestamp();
         run();
-        var t = new double[reps];
-        for (int r = 0; r < reps; r++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            run();
-            t[r] = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        }
+        return Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    private static double Median(double[] t)
+    {
         Array.Sort(t);
-        return reps % 2 == 1 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+        int n = t.Length;
+        return n % 2 == 1 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    }
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/loadavg").Split(' ')[0];
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
     }
 
     /// <summary>Uniform values in [-1, 1) from a fixed seed (xorshift; fast enough for 10^8 values).</summary>

@@ -50,6 +50,10 @@ public static unsafe class Gemm
     /// <summary>Below this many flops the call runs on the calling thread alone.</summary>
     private const double SerialFlops = 1 << 22;
 
+    /// <summary>
+    /// C = (accumulate ? C : 0) + op(A) op(B) on <paramref name="pool"/>'s threads
+    /// (<see cref="WorkerPool.Default"/> if null; small products run on the calling thread).
+    /// </summary>
     public static void Multiply(bool transA, bool transB, long M, long N, long K,
         float* A, long lda, float* B, long ldb, float* C, long ldc, bool accumulate, WorkerPool? pool = null)
         => Multiply(GemmVariant.Auto, transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate, pool);
@@ -103,12 +107,17 @@ public static unsafe class Gemm
         };
         job.BlockCols = Math.Max(1, BlockCols / job.Nr) * job.Nr;
 
-        pool ??= WorkerPool.Default;
-        int threads = 2.0 * M * N * K < SerialFlops ? 1 : pool.Threads;
+        int threads = 2.0 * M * N * K < SerialFlops ? 1 : (pool ??= WorkerPool.Default).Threads;
         Partition(ref job, threads);
         int items = checked((int)(job.RowChunks * job.ColChunks));
-        if (items == 1) RunItem(0, &job);
-        else pool.For(items, &RunItem, &job);
+        if (threads == 1 || items == 1)
+        {
+            for (int i = 0; i < items; i++) RunItem(i, &job);
+        }
+        else
+        {
+            pool!.For(items, &RunItem, &job);
+        }
     }
 
     private static void Validate(bool transA, bool transB, long M, long N, long K,
@@ -129,9 +138,9 @@ public static unsafe class Gemm
     }
 
     /// <summary>
-    /// Splits C into row x column work items: whole rows of at most <see cref="MaxRows"/> rows,
-    /// and at least one item per thread. With fewer row chunks than threads it splits the longer
-    /// side, since each item packs its own A rows and B columns.
+    /// Splits C into row x column work items: chunks of at most <see cref="MaxRows"/> rows, a
+    /// multiple of the thread count so the threads get equal shares. With fewer row chunks than
+    /// threads it splits the longer side instead, since each item packs its own A rows and B columns.
     /// </summary>
     private static void Partition(ref Job job, int threads)
     {
@@ -143,7 +152,7 @@ public static unsafe class Gemm
             else if (N >= threads * (long)job.Nr) colChunks = CeilDiv(threads, rowChunks);
             else if (M >= threads * (long)job.Mr) rowChunks = threads;
         }
-        else if (rowChunks < 8L * threads)
+        else
         {
             rowChunks = CeilDiv(rowChunks, threads) * threads;
         }
@@ -202,6 +211,7 @@ public static unsafe class Gemm
                         float* b = pb + jr * kc;
                         int nv = (int)Math.Min(nr, nc - jr);
                         float* c = cRow + jr;
+                        if (jr + nr < nc) PrefetchTile(c + nr, ldc, mr, nr);
                         if (mv == mr && nv == nr)
                         {
                             if (wide) GemmMicroKernel.Kernel8x3<TOps, TVec>(kc, a, b, c, ldc, load);
@@ -221,6 +231,20 @@ public static unsafe class Gemm
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Asks for the next C tile while the current one computes: C is often too large for the
+    /// caches, and the micro-kernel would otherwise stall on its first loads (or stores) of C.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, long ldc, int mr, int nr)
+    {
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < mr; r++)
+        {
+            for (int j = 0; j < nr; j += 16) Sse.Prefetch0(c + r * ldc + j);
         }
     }
 

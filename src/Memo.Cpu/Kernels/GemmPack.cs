@@ -23,7 +23,26 @@ internal static unsafe class GemmPack
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackA(bool transA, float* A, long lda, long i0, long rows, long pc, long kc, int mr, float* dst)
     {
-        for (long p = 0; p < rows; p += mr)
+        long p = 0;
+        if (transA && mr == 8)
+        {
+            // Four panels at a time, so each row of A is read 128 contiguous bytes at once.
+            for (; p + 32 <= rows; p += 32)
+            {
+                float* s = A + pc * lda + i0 + p;
+                float* d = dst + p * kc;
+                for (long k = 0; k < kc; k++)
+                {
+                    float* sk = s + k * lda;
+                    float* dk = d + k * 8;
+                    Vector256.Store(Vector256.Load(sk), dk);
+                    Vector256.Store(Vector256.Load(sk + 8), dk + 8 * kc);
+                    Vector256.Store(Vector256.Load(sk + 16), dk + 16 * kc);
+                    Vector256.Store(Vector256.Load(sk + 24), dk + 24 * kc);
+                }
+            }
+        }
+        for (; p < rows; p += mr)
         {
             long r0 = i0 + p;
             int valid = (int)Math.Min(mr, rows - p);
@@ -84,7 +103,27 @@ internal static unsafe class GemmPack
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackB(bool transB, float* B, long ldb, long j0, long cols, long pc, long kc, int nr, float* dst)
     {
-        for (long p = 0; p < cols; p += nr)
+        long p = 0;
+        if (!transB)
+        {
+            // All full panels row by row, so each row of B is read contiguously.
+            long full = cols / nr * nr;
+            if (full > 0)
+            {
+                for (long k = 0; k < kc; k++)
+                {
+                    float* sk = B + (pc + k) * ldb + j0;
+                    float* dk = dst + k * nr;
+                    for (long q = 0; q < full; q += nr)
+                    {
+                        float* sq = sk + q, dq = dk + q * kc;
+                        for (int j = 0; j < nr; j += 8) Vector256.Store(Vector256.Load(sq + j), dq + j);
+                    }
+                }
+                p = full;
+            }
+        }
+        for (; p < cols; p += nr)
         {
             long c0 = j0 + p;
             int valid = (int)Math.Min(nr, cols - p);
