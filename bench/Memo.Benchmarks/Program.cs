@@ -14,6 +14,8 @@ public static class Program
                  step time of keep / recompute / swap / memo, copy, exposed copy and recompute time
           gpt2 [--steps 5] [--threads 2] [--python /usr/bin/python3] [--out FILE.md]
                  GPT-2 124M training step (B=4, T=1024): Memo vs PyTorch, tokens/s and ratio
+          minimalloc [--time-limit 60] [--only A,B] [--output FILE.md]
+                 memo's planner on shared/benchmarks/minimalloc/challenging, next to minimalloc's figures
           bdn [BenchmarkDotNet args]   BenchmarkDotNet classes (default filter: all)
         """;
 
@@ -36,6 +38,8 @@ public static class Program
                     return PolicyBench.Run(args[1..]);
                 case "gpt2":
                     return Gpt2StepBench.Run(args[1..]);
+                case "minimalloc":
+                    return MinimallocBench.Run(args[1..]);
                 case "bdn":
                     BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
                         .Run(args.Length > 1 ? args[1..] : ["--filter", "*"]);

@@ -21,6 +21,8 @@ public static class Program
         EvalCommand.Create(),
         SampleCommand.Create(),
         Memo.Cli.Commands.PlanCommand.Create(),
+        Memo.Cli.Commands.AllocateCommand.Create(),
+        Memo.Cli.Commands.FragmentationCommand.Create(),
     ];
 
     /// <summary>Parses and invokes, mapping parse errors and <see cref="MemoException"/> to one stderr line and exit code 2.</summary>
