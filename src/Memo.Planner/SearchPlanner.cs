@@ -70,6 +70,7 @@ public sealed class SearchPlanner : IPlanner
         bool triedCapacity = problem.Capacity is not long c0 || c0 >= best || c0 <= lo;
         bool quickLowerBound = !triedCapacity;
         bool triedLowerBound = false;
+        bool lastTry = false;
         while (Remaining() > 0 && lo <= best - g)
         {
             long cap;
@@ -78,7 +79,7 @@ public sealed class SearchPlanner : IPlanner
             {
                 quickLowerBound = false;
                 cap = lo;
-                budget = Remaining() * 0.05;
+                budget = Remaining() * 0.02;
             }
             else if (!triedCapacity)
             {
@@ -98,7 +99,7 @@ public sealed class SearchPlanner : IPlanner
             {
                 if (step == 0) step = Math.Max(g, (best - lo) / 8 / g * g);
                 cap = Math.Max(lo, best - step);
-                budget = Remaining() / 3;
+                budget = lastTry ? Remaining() : Remaining() / 3;
             }
             var sw = Stopwatch.StartNew();
             var (result, offsets, probeNodes) = engine.Probe(cap, prepared.Clock.Elapsed.TotalSeconds + budget);
@@ -107,6 +108,7 @@ public sealed class SearchPlanner : IPlanner
             switch (result)
             {
                 case ProbeResult.Found:
+                    lastTry = false;
                     incumbent = offsets!;
                     best = Solution.PeakOf(problem, incumbent);
                     prepared.Record(best);
@@ -118,9 +120,14 @@ public sealed class SearchPlanner : IPlanner
                     if (step > 0) step = Math.Max(g, (best - lo) / 2 / g * g);
                     break;
                 default:
-                    // Out of time at this capacity: step down less far next time; after a failed
-                    // single step there is nothing closer to try.
-                    if (step > 0 && step == g && cap == best - g) return new(incumbent, proven, improved, engine.PartitionCount, nodes);
+                    // Out of time at this capacity: step down less far next time. After a failed
+                    // single step there is nothing closer to try: give that step all the time
+                    // left, once.
+                    if (step > 0 && step == g && cap == best - g)
+                    {
+                        if (lastTry) return new(incumbent, proven, improved, engine.PartitionCount, nodes);
+                        lastTry = true;
+                    }
                     if (step > 0) step = Math.Max(g, step / 2 / g * g);
                     break;
             }
