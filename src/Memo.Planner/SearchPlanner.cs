@@ -75,11 +75,13 @@ public sealed class SearchPlanner : IPlanner
         {
             long cap;
             double budget;
+            long nodeCap = long.MaxValue;
             if (quickLowerBound)
             {
                 quickLowerBound = false;
                 cap = lo;
-                budget = Remaining() * 0.02;
+                budget = Remaining() * 0.05;
+                nodeCap = QuickProbeNodes * Math.Max(16, problem.Count);
             }
             else if (!triedCapacity)
             {
@@ -102,7 +104,7 @@ public sealed class SearchPlanner : IPlanner
                 budget = lastTry ? Remaining() : Remaining() / 3;
             }
             var sw = Stopwatch.StartNew();
-            var (result, offsets, probeNodes) = engine.Probe(cap, prepared.Clock.Elapsed.TotalSeconds + budget);
+            var (result, offsets, probeNodes) = engine.Probe(cap, prepared.Clock.Elapsed.TotalSeconds + budget, nodeCap);
             nodes += probeNodes;
             log.Add($"search: capacity {cap}: {result} after {probeNodes} nodes in {sw.Elapsed.TotalSeconds:F3} s ({engine.LastOrder})");
             switch (result)
@@ -134,6 +136,9 @@ public sealed class SearchPlanner : IPlanner
         }
         return new(incumbent, proven, improved, engine.PartitionCount, nodes);
     }
+
+    /// <summary>Node budget of the first, quick look at the lower bound, per buffer.</summary>
+    private const long QuickProbeNodes = 32;
 
     internal enum ProbeResult
     {
@@ -206,7 +211,7 @@ public sealed class SearchPlanner : IPlanner
 
         public string LastOrder { get; private set; } = "";
 
-        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline)
+        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline, long nodeCap)
         {
             int threads = _engines.Length;
             var results = new (ProbeResult Result, long[]? Offsets, long Nodes)[threads];
@@ -221,7 +226,7 @@ public sealed class SearchPlanner : IPlanner
                 {
                     try
                     {
-                        results[id] = _engines[id].Probe(capacity, deadline, _orders[id], cancel);
+                        results[id] = _engines[id].Probe(capacity, deadline, nodeCap, _orders[id], cancel);
                         if (results[id].Result != ProbeResult.Timeout && Interlocked.CompareExchange(ref winner, id, -1) == -1)
                             Volatile.Write(ref cancel.Value, 1);
                     }
@@ -282,6 +287,7 @@ public sealed class SearchPlanner : IPlanner
         private long _nodesLeft;
         private long _nodes;
         private double _deadline;
+        private long _nodeCap = long.MaxValue;
         private StrongBox<int> _cancel = new();
 
         public Engine(PreparedProblem prepared)
@@ -349,13 +355,14 @@ public sealed class SearchPlanner : IPlanner
         /// prepared clock) or until <paramref name="cancel"/> is set, trying the given preorders
         /// round-robin with a node limit that doubles every round.
         /// </summary>
-        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline, Key[][] heuristics, StrongBox<int> cancel)
+        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline, long nodeCap, Key[][] heuristics, StrongBox<int> cancel)
         {
             long g = _prepared.Granularity;
             _capacity = capacity / g;
             _deadline = deadline;
             _cancel = cancel;
             _nodes = 0;
+            _nodeCap = nodeCap;
             long limit = Math.Max(2, _n);
             while (true)
             {
@@ -505,6 +512,7 @@ public sealed class SearchPlanner : IPlanner
         {
             if (--_nodesLeft < 0) return Status.Aborted;
             _nodes++;
+            if (_nodes > _nodeCap) return Status.Timeout;
             if ((_nodes & 15) == 0 && (Volatile.Read(ref _cancel.Value) != 0 || _prepared.Clock.Elapsed.TotalSeconds >= _deadline)) return Status.Timeout;
 
             // The unplaced buffers of this partition, by (min offset, rank).
