@@ -1,6 +1,7 @@
 // Depth-first search over canonical plans, after the algorithm of google/minimalloc (Moffitt,
 // "MiniMalloc", ASPLOS '23): a feasibility search for a given capacity, wrapped in a capacity
-// search that probes the lower bound first and then bisects towards the best plan found.
+// search that probes the lower bound and the problem's capacity first and then steps down from
+// the best plan found.
 //
 // Canonical plans: buffers are placed one at a time in non-decreasing offset order, each at the
 // lowest offset above its already-placed neighbours (its "min offset"); ties between equal
@@ -10,7 +11,11 @@
 //     placed (it would leave a gap that buffer fits into);
 //   * section inference: in every section, the floor (the top of what is placed there, or the
 //     lowest min offset of an unplaced buffer there) plus the sizes still unplaced there must
-//     fit the capacity;
+//     fit the capacity; and since offsets never decrease, every section's unplaced sizes must
+//     fit above the current offset (tested before a buffer is placed, which is where most
+//     candidates fail);
+//   * hatless buffers: if a buffer that overlaps no unplaced buffer cannot be completed at its
+//     lowest offset, no alternative at this node can be either;
 //   * dynamic decomposition: once no unplaced buffer crosses a section boundary, the two sides
 //     are solved independently.
 // A node budget that doubles per round is shared round-robin among several preorders, so one
@@ -44,9 +49,9 @@ public sealed class SearchPlanner : IPlanner
     internal readonly record struct Outcome(long[] Offsets, long LowerBound, bool Improved, int Parts, long Nodes);
 
     /// <summary>
-    /// Capacity search: probes the lower bound, then the problem's capacity (when the incumbent
-    /// exceeds it), then bisects between the proven bound and the incumbent, within
-    /// <paramref name="shareOfTime"/> of the remaining time.
+    /// Capacity search within <paramref name="shareOfTime"/> of the remaining time: a quick probe
+    /// of the lower bound, the problem's capacity (when the incumbent exceeds it), the lower
+    /// bound again with more time, then capacities stepping down from the best peak.
     /// </summary>
     internal static Outcome Improve(PreparedProblem prepared, long[] incumbent, long lowerBound, List<string> log, double shareOfTime)
     {
