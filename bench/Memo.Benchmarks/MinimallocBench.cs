@@ -2,7 +2,7 @@
 // minimalloc's own figures from that folder's README (parsed from its table, not typed in).
 //
 //   minimalloc [--dir DIR] [--time-limit SECONDS] [--solver auto|cpsat|search|bestfit]
-//              [--threads N] [--only A,B,...] [--output FILE.md] [--no-capacity]
+//              [--threads N] [--only A,B,...] [--output FILE.md] [--solutions DIR] [--no-capacity]
 //
 // Each instance is solved with the capacity in its file name (1048576) as the problem capacity,
 // as minimalloc is run, unless --no-capacity; every plan is checked by the independent validator.
@@ -18,7 +18,7 @@ public static class MinimallocBench
     public static int Run(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        string? dir = null, output = null, only = null;
+        string? dir = null, output = null, only = null, solutions = null;
         double seconds = 60;
         int threads = 0;
         bool useCapacity = true;
@@ -34,6 +34,7 @@ public static class MinimallocBench
                 case "--threads": threads = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--only": only = Next(); break;
                 case "--output": output = Next(); break;
+                case "--solutions": solutions = Next(); break;
                 case "--no-capacity": useCapacity = false; break;
                 default: throw new MemoException($"unknown argument '{args[a]}'; see the header of MinimallocBench.cs");
             }
@@ -49,13 +50,21 @@ public static class MinimallocBench
         var options = new PlannerOptions { Solver = solver, TimeLimit = TimeSpan.FromSeconds(seconds), Threads = threads };
 
         var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Solver `{Planners.NameOf(solver)}`, time limit {seconds} s per instance, threads {options.EffectiveThreads}, capacity {(useCapacity ? "from the file name" : "none")}.");
+        sb.AppendLine("# Memo planner on minimalloc's challenging suite");
+        sb.AppendLine();
+        sb.AppendLine("Written by `bench/Memo.Benchmarks` (`minimalloc` subcommand, MinimallocBench.cs); the minimalloc columns are parsed from shared/benchmarks/minimalloc/README.md.");
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"* Machine: {CpuModel()}, {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}, Google.OrTools {typeof(Google.OrTools.Sat.CpModel).Assembly.GetName().Version}.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"* Load average (1, 5, 15 min) at the start: {LoadAverage()} (the machine is shared; wall times stretch when other work runs, CPU time is this process's).");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"* Solver `{Planners.NameOf(solver)}`, time limit {seconds} s per instance, CP-SAT threads {options.EffectiveThreads}, search threads {options.SearchThreads}, capacity {(useCapacity ? "1048576 from the file name (as minimalloc is run)" : "none")}; every plan checked by the independent validator.");
+        sb.AppendLine("* \"time to <= 1048576\" is when Memo first held a plan within the capacity (minimalloc's time column measures the same event); \"time to final peak\" when it found the plan it returned; the total includes the time spent trying to improve or prove it.");
         sb.AppendLine();
         sb.AppendLine("| instance | buffers | LB | Memo peak | <= 1048576 | Memo time to <= 1048576 | Memo time to final peak | Memo total time (CPU) | Memo optimal | engine | minimalloc peak @1048576 | minimalloc time | minimalloc best in 60 s | minimalloc status |");
         sb.AppendLine("|---|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|---|");
         Console.WriteLine(sb.ToString().TrimEnd());
         int failures = 0;
         var total = Stopwatch.StartNew();
+        var logs = new StringBuilder();
         foreach (string file in files)
         {
             string name = Path.GetFileName(file).Split('.')[0];
@@ -68,6 +77,7 @@ public static class MinimallocBench
             double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
             var check = PlanValidator.Validate(new Problem(problem.Buffers), r.ToSolution());
             if (!check.IsOk) failures++;
+            if (solutions is not null) PlanCsv.Write(Path.Combine(solutions, $"{name}.memo.csv"), problem, r.Offsets);
             reference.TryGetValue(name, out var refRow);
             double? toCapacity = r.SecondsToReach(1048576);
             double toFinal = r.SecondsToReach(r.Peak) ?? r.Seconds;
@@ -75,10 +85,21 @@ public static class MinimallocBench
                 $"| {name} | {problem.Count} | {r.LowerBound} | {r.Peak}{(check.IsOk ? "" : " INVALID")} | {(r.Peak <= 1048576 ? "yes" : "NO")} | {(toCapacity is double t ? $"{t:F2} s" : "-")} | {toFinal:F2} s | {r.Seconds:F2} s ({cpuSeconds:F2} s) | {(r.Optimal ? "yes" : $"no (gap {r.Gap:P2})")} | {r.Solver} | {refRow?.Peak ?? "-"} | {refRow?.Time ?? "-"} | {refRow?.Best ?? "-"} | {refRow?.Status ?? "-"} |");
             Console.WriteLine(row);
             sb.AppendLine(row);
-            foreach (string l in r.Log) Console.Error.WriteLine($"  {name}: {l}");
+            logs.AppendLine(CultureInfo.InvariantCulture, $"{name}:");
+            foreach (string l in r.Log)
+            {
+                Console.Error.WriteLine($"  {name}: {l}");
+                logs.AppendLine(CultureInfo.InvariantCulture, $"  {l}");
+            }
         }
         sb.AppendLine();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Total wall time {total.Elapsed.TotalSeconds:F1} s; {failures} invalid plans.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Total wall time {total.Elapsed.TotalSeconds:F1} s; {failures} invalid plans; load average at the end: {LoadAverage()}.");
+        sb.AppendLine();
+        sb.AppendLine("## Engine log");
+        sb.AppendLine();
+        sb.AppendLine("```");
+        sb.Append(logs);
+        sb.AppendLine("```");
         Console.WriteLine($"total {total.Elapsed.TotalSeconds:F1} s, {failures} invalid plans");
         if (output is not null) PlanCsv.WriteAtomic(output, sb.ToString());
         return failures == 0 ? 0 : 1;
@@ -99,6 +120,20 @@ public static class MinimallocBench
             rows[cells[1]] = new Reference(cells[5], cells[6], cells[8], cells[9]);
         }
         return rows;
+    }
+
+    private static string CpuModel()
+    {
+        const string path = "/proc/cpuinfo";
+        if (!File.Exists(path)) return "unknown CPU";
+        string? line = File.ReadLines(path).FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+        return line is null ? "unknown CPU" : line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
+    }
+
+    private static string LoadAverage()
+    {
+        const string path = "/proc/loadavg";
+        return File.Exists(path) ? string.Join(", ", File.ReadAllText(path).Split(' ').Take(3)) : "unknown";
     }
 
     private static string? FindSuite()

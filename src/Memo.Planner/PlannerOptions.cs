@@ -78,7 +78,9 @@ public sealed record PlannerOptions
 
     /// <summary>
     /// Search: prune a partial plan when some section's floor plus the sizes of its unplaced
-    /// buffers exceeds the capacity being probed (minimalloc's section inference).
+    /// buffers exceeds the capacity being probed, where the floor is raised to the lowest
+    /// offset any unplaced buffer of the section can still take (minimalloc's section inference
+    /// and unallocated floor). Off, only placed buffers and the capacity limit the search.
     /// </summary>
     public bool SectionInference { get; init; } = true;
 

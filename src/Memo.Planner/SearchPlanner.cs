@@ -1,6 +1,7 @@
 // Depth-first search over canonical plans, after the algorithm of google/minimalloc (Moffitt,
 // "MiniMalloc", ASPLOS '23): a feasibility search for a given capacity, wrapped in a capacity
-// search that probes the lower bound first and then bisects towards the best plan found.
+// search that probes the lower bound and the problem's capacity first and then steps down from
+// the best plan found.
 //
 // Canonical plans: buffers are placed one at a time in non-decreasing offset order, each at the
 // lowest offset above its already-placed neighbours (its "min offset"); ties between equal
@@ -10,7 +11,11 @@
 //     placed (it would leave a gap that buffer fits into);
 //   * section inference: in every section, the floor (the top of what is placed there, or the
 //     lowest min offset of an unplaced buffer there) plus the sizes still unplaced there must
-//     fit the capacity;
+//     fit the capacity; and since offsets never decrease, every section's unplaced sizes must
+//     fit above the current offset (tested before a buffer is placed, which is where most
+//     candidates fail);
+//   * hatless buffers: if a buffer that overlaps no unplaced buffer cannot be completed at its
+//     lowest offset, no alternative at this node can be either;
 //   * dynamic decomposition: once no unplaced buffer crosses a section boundary, the two sides
 //     are solved independently.
 // A node budget that doubles per round is shared round-robin among several preorders, so one
@@ -44,9 +49,9 @@ public sealed class SearchPlanner : IPlanner
     internal readonly record struct Outcome(long[] Offsets, long LowerBound, bool Improved, int Parts, long Nodes);
 
     /// <summary>
-    /// Capacity search: probes the lower bound, then the problem's capacity (when the incumbent
-    /// exceeds it), then bisects between the proven bound and the incumbent, within
-    /// <paramref name="shareOfTime"/> of the remaining time.
+    /// Capacity search within <paramref name="shareOfTime"/> of the remaining time: a quick probe
+    /// of the lower bound, the problem's capacity (when the incumbent exceeds it), the lower
+    /// bound again with more time, then capacities stepping down from the best peak.
     /// </summary>
     internal static Outcome Improve(PreparedProblem prepared, long[] incumbent, long lowerBound, List<string> log, double shareOfTime)
     {
@@ -70,15 +75,18 @@ public sealed class SearchPlanner : IPlanner
         bool triedCapacity = problem.Capacity is not long c0 || c0 >= best || c0 <= lo;
         bool quickLowerBound = !triedCapacity;
         bool triedLowerBound = false;
+        bool lastTry = false;
         while (Remaining() > 0 && lo <= best - g)
         {
             long cap;
             double budget;
+            long nodeCap = long.MaxValue;
             if (quickLowerBound)
             {
                 quickLowerBound = false;
                 cap = lo;
                 budget = Remaining() * 0.05;
+                nodeCap = QuickProbeNodes * Math.Max(16, problem.Count);
             }
             else if (!triedCapacity)
             {
@@ -98,15 +106,16 @@ public sealed class SearchPlanner : IPlanner
             {
                 if (step == 0) step = Math.Max(g, (best - lo) / 8 / g * g);
                 cap = Math.Max(lo, best - step);
-                budget = Remaining() / 3;
+                budget = lastTry ? Remaining() : Remaining() / 3;
             }
             var sw = Stopwatch.StartNew();
-            var (result, offsets, probeNodes) = engine.Probe(cap, prepared.Clock.Elapsed.TotalSeconds + budget);
+            var (result, offsets, probeNodes) = engine.Probe(cap, prepared.Clock.Elapsed.TotalSeconds + budget, nodeCap);
             nodes += probeNodes;
             log.Add($"search: capacity {cap}: {result} after {probeNodes} nodes in {sw.Elapsed.TotalSeconds:F3} s ({engine.LastOrder})");
             switch (result)
             {
                 case ProbeResult.Found:
+                    lastTry = false;
                     incumbent = offsets!;
                     best = Solution.PeakOf(problem, incumbent);
                     prepared.Record(best);
@@ -118,15 +127,23 @@ public sealed class SearchPlanner : IPlanner
                     if (step > 0) step = Math.Max(g, (best - lo) / 2 / g * g);
                     break;
                 default:
-                    // Out of time at this capacity: step down less far next time; after a failed
-                    // single step there is nothing closer to try.
-                    if (step > 0 && step == g && cap == best - g) return new(incumbent, proven, improved, engine.PartitionCount, nodes);
+                    // Out of time at this capacity: step down less far next time. After a failed
+                    // single step there is nothing closer to try: give that step all the time
+                    // left, once.
+                    if (step > 0 && step == g && cap == best - g)
+                    {
+                        if (lastTry) return new(incumbent, proven, improved, engine.PartitionCount, nodes);
+                        lastTry = true;
+                    }
                     if (step > 0) step = Math.Max(g, step / 2 / g * g);
                     break;
             }
         }
         return new(incumbent, proven, improved, engine.PartitionCount, nodes);
     }
+
+    /// <summary>Node budget of the first, quick look at the lower bound, per buffer.</summary>
+    private const long QuickProbeNodes = 32;
 
     internal enum ProbeResult
     {
@@ -199,7 +216,7 @@ public sealed class SearchPlanner : IPlanner
 
         public string LastOrder { get; private set; } = "";
 
-        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline)
+        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline, long nodeCap)
         {
             int threads = _engines.Length;
             var results = new (ProbeResult Result, long[]? Offsets, long Nodes)[threads];
@@ -214,7 +231,7 @@ public sealed class SearchPlanner : IPlanner
                 {
                     try
                     {
-                        results[id] = _engines[id].Probe(capacity, deadline, _orders[id], cancel);
+                        results[id] = _engines[id].Probe(capacity, deadline, nodeCap, _orders[id], cancel);
                         if (results[id].Result != ProbeResult.Timeout && Interlocked.CompareExchange(ref winner, id, -1) == -1)
                             Volatile.Write(ref cancel.Value, 1);
                     }
@@ -275,6 +292,7 @@ public sealed class SearchPlanner : IPlanner
         private long _nodesLeft;
         private long _nodes;
         private double _deadline;
+        private long _nodeCap = long.MaxValue;
         private StrongBox<int> _cancel = new();
 
         public Engine(PreparedProblem prepared)
@@ -342,13 +360,14 @@ public sealed class SearchPlanner : IPlanner
         /// prepared clock) or until <paramref name="cancel"/> is set, trying the given preorders
         /// round-robin with a node limit that doubles every round.
         /// </summary>
-        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline, Key[][] heuristics, StrongBox<int> cancel)
+        public (ProbeResult, long[]?, long Nodes) Probe(long capacity, double deadline, long nodeCap, Key[][] heuristics, StrongBox<int> cancel)
         {
             long g = _prepared.Granularity;
             _capacity = capacity / g;
             _deadline = deadline;
             _cancel = cancel;
             _nodes = 0;
+            _nodeCap = nodeCap;
             long limit = Math.Max(2, _n);
             while (true)
             {
@@ -498,6 +517,7 @@ public sealed class SearchPlanner : IPlanner
         {
             if (--_nodesLeft < 0) return Status.Aborted;
             _nodes++;
+            if (_nodes > _nodeCap) return Status.Timeout;
             if ((_nodes & 15) == 0 && (Volatile.Read(ref _cancel.Value) != 0 || _prepared.Clock.Elapsed.TotalSeconds >= _deadline)) return Status.Timeout;
 
             // The unplaced buffers of this partition, by (min offset, rank).

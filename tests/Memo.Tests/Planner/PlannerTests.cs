@@ -99,6 +99,24 @@ public class PlannerTests
         Assert.Contains(Planners.Solve(roomy, Options(kind, 0.2)).Status, new[] { PlanStatus.Optimal, PlanStatus.Feasible });
     }
 
+    [Theory]
+    [MemberData(nameof(Solvers))]
+    public void Progress_records_each_improvement_down_to_the_final_peak(SolverKind kind)
+    {
+        var p = PlannerTestData.Tight(9, 24);  // best-fit 266, optimum 256
+        var r = Planners.Solve(p, Options(kind, 2));
+        Assert.NotEmpty(r.Progress);
+        Assert.Equal(r.Peak, r.Progress[^1].Peak);
+        for (int i = 1; i < r.Progress.Count; i++)
+        {
+            Assert.True(r.Progress[i].Peak < r.Progress[i - 1].Peak);
+            Assert.True(r.Progress[i].Seconds >= r.Progress[i - 1].Seconds);
+        }
+        Assert.NotNull(r.SecondsToReach(r.Peak));
+        Assert.Null(r.SecondsToReach(r.Peak - 1));
+        if (kind != SolverKind.BestFit) Assert.Equal(2, r.Progress.Count);
+    }
+
     [Fact]
     public void Malformed_problems_and_options_raise_MemoException()
     {
