@@ -71,8 +71,8 @@ public class PlannerOptionsTests
     public void Decompose_solves_partitions_separately(SolverKind kind)
     {
         var p = ThreeParts();
-        var split = Planners.Solve(p, new PlannerOptions { Solver = kind, TimeLimit = TimeSpan.FromSeconds(3), Decompose = true });
-        var whole = Planners.Solve(p, new PlannerOptions { Solver = kind, TimeLimit = TimeSpan.FromSeconds(3), Decompose = false });
+        var split = Planners.Solve(p, new PlannerOptions { Solver = kind, TimeLimit = TimeSpan.FromSeconds(20), Decompose = true });
+        var whole = Planners.Solve(p, new PlannerOptions { Solver = kind, TimeLimit = TimeSpan.FromSeconds(20), Decompose = false });
         PlannerTestData.AssertValid(p, split);
         PlannerTestData.AssertValid(p, whole);
         int partitions = Sweep.Run(p).Partitions.Count;
