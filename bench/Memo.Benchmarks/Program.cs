@@ -6,7 +6,7 @@ public static class Program
 {
     private const string Usage = """
         usage: Memo.Benchmarks <command> [options]
-          matmul [--sizes 1024,2048,4096] [--threads 2] [--reps 5] [--no-gpt2] [--out FILE.md]
+          matmul [--sizes 1024,2048,4096] [--threads 2] [--reps 5] [--no-gpt2] [--clock wall|cpu] [--out FILE.md]
                  Memo's CPU GEMM vs OpenBLAS cblas_sgemm, median GFLOP/s per shape
           bdn [BenchmarkDotNet args]   BenchmarkDotNet classes (default filter: all)
         """;
