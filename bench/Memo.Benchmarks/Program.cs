@@ -14,6 +14,9 @@ public static class Program
                  step time of keep / recompute / swap / memo, copy, exposed copy and recompute time
           gpt2 [--steps 5] [--threads 2] [--python /usr/bin/python3] [--out FILE.md]
                  GPT-2 124M training step (B=4, T=1024): Memo vs PyTorch, tokens/s and ratio
+          plan-vs-measured [--configs llama-small:1024,llama-small:2048,llama-small:4096,gpt2-tiny:1024]
+                 [--policies keep,recompute,swap,memo] [--threads 2] [--rounds 5] [--calibrate-seconds 0.1] [--clock wall|thread] [--out FILE.md]
+                 memo plan --gpu cpu --measure vs measured training steps: step time ratio and device peak
           bdn [BenchmarkDotNet args]   BenchmarkDotNet classes (default filter: all)
         """;
 
@@ -36,6 +39,8 @@ public static class Program
                     return PolicyBench.Run(args[1..]);
                 case "gpt2":
                     return Gpt2StepBench.Run(args[1..]);
+                case "plan-vs-measured":
+                    return PlanVsMeasuredBench.Run(args[1..]);
                 case "bdn":
                     BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
                         .Run(args.Length > 1 ? args[1..] : ["--filter", "*"]);
