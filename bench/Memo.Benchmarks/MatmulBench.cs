@@ -25,7 +25,7 @@ internal static unsafe class MatmulBench
     /// <summary>Pause when switching library: OpenBLAS's and the pool's idle threads spin for a while after a call.</summary>
     private const int SwitchPauseMs = 250;
 
-    private sealed record Options(int[] Sizes, int Threads, int Reps, bool Gpt2, string? Out);
+    private sealed record Options(int[] Sizes, int Threads, int Reps, bool Gpt2, bool CpuClock, string? Out);
 
     public static int Run(string[] args)
     {
@@ -43,11 +43,12 @@ internal static unsafe class MatmulBench
         header.AppendLine(CultureInfo.InvariantCulture, $"# CPU matmul: Memo vs OpenBLAS");
         header.AppendLine();
         header.AppendLine(CultureInfo.InvariantCulture, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        header.AppendLine(CultureInfo.InvariantCulture, $"- command: `dotnet run -c Release --project bench/Memo.Benchmarks -- matmul {string.Join(' ', args)}`");
         header.AppendLine(CultureInfo.InvariantCulture, $"- cpu: {CpuName()}, {Environment.ProcessorCount} logical cores; threads: {o.Threads}");
         header.AppendLine(CultureInfo.InvariantCulture, $"- runtime: .NET {Environment.Version}, {RuntimeInformation.OSDescription}");
         header.AppendLine(CultureInfo.InvariantCulture, $"- Memo kernel: {Gemm.BestVariant}, KC={Gemm.KC}");
         header.AppendLine(CultureInfo.InvariantCulture, $"- OpenBLAS: {blasInfo}");
-        header.AppendLine(CultureInfo.InvariantCulture, $"- GFLOP/s = 2MNK / wall time: median (and best) of {o.Reps} timed runs per library after one warm-up run, the libraries alternating run by run; the ratio is of medians");
+        header.AppendLine(CultureInfo.InvariantCulture, $"- GFLOP/s = 2MNK / {(o.CpuClock ? "(process CPU time / threads)" : "wall time")}: median (and best) of {o.Reps} timed runs per library after one warm-up run, the libraries alternating run by run; the ratio is of medians");
         header.AppendLine(CultureInfo.InvariantCulture, $"- load average (1 min) at start: {LoadAverage()}");
         header.AppendLine(CultureInfo.InvariantCulture, $"- op: N/T = op(A), op(B) stored plain/transposed; + = accumulate into C (beta = 1)");
         header.AppendLine(CultureInfo.InvariantCulture, $"- max rel diff = max |C_memo - C_openblas| / max |C_openblas|");
@@ -124,7 +125,7 @@ internal static unsafe class MatmulBench
         {
             memoRun();
             var only = new double[o.Reps];
-            for (int r = 0; r < o.Reps; r++) only[r] = Time(memoRun);
+            for (int r = 0; r < o.Reps; r++) only[r] = Time(memoRun, o);
             return new Result(s.Flops / Median(only) / 1e9, double.NaN, s.Flops / only.Min() / 1e9, double.NaN, double.NaN);
         }
 
@@ -138,9 +139,9 @@ internal static unsafe class MatmulBench
         for (int r = 0; r < o.Reps; r++)
         {
             Thread.Sleep(SwitchPauseMs);
-            memo[r] = Time(memoRun);
+            memo[r] = Time(memoRun, o);
             Thread.Sleep(SwitchPauseMs);
-            blas[r] = Time(blasRun);
+            blas[r] = Time(blasRun, o);
         }
         Thread.Sleep(SwitchPauseMs);
 
@@ -158,8 +159,18 @@ internal static unsafe class MatmulBench
             s.Flops / memo.Min() / 1e9, s.Flops / blas.Min() / 1e9, maxDiff / Math.Max(maxRef, double.Epsilon));
     }
 
-    private static double Time(Action run)
+    /// <summary>
+    /// Seconds one run takes: wall time, or with <c>--clock cpu</c> the process's CPU time divided by
+    /// the thread count, which leaves out time the threads spent preempted by other processes.
+    /// </summary>
+    private static double Time(Action run, Options o)
     {
+        if (o.CpuClock)
+        {
+            var before = Environment.CpuUsage.TotalTime;
+            run();
+            return (Environment.CpuUsage.TotalTime - before).TotalSeconds / o.Threads;
+        }
         long start = Stopwatch.GetTimestamp();
         run();
         return Stopwatch.GetElapsedTime(start).TotalSeconds;
@@ -216,7 +227,7 @@ internal static unsafe class MatmulBench
     {
         int[] sizes = [1024, 2048, 4096];
         int threads = Environment.ProcessorCount, reps = 5;
-        bool gpt2 = true;
+        bool gpt2 = true, cpuClock = false;
         string? output = null;
         for (int i = 0; i < args.Length; i++)
         {
@@ -235,6 +246,14 @@ internal static unsafe class MatmulBench
                 case "--no-gpt2":
                     gpt2 = false;
                     break;
+                case "--clock":
+                    cpuClock = Value() switch
+                    {
+                        "wall" => false,
+                        "cpu" => true,
+                        var v => throw new MemoException($"matmul: --clock expects wall or cpu, got '{v}'"),
+                    };
+                    break;
                 case "--out":
                     output = Value();
                     break;
@@ -242,7 +261,7 @@ internal static unsafe class MatmulBench
                     throw new MemoException($"matmul: unknown option '{args[i]}'; see the usage line (run with no arguments)");
             }
         }
-        return new Options(sizes, threads, reps, gpt2, output);
+        return new Options(sizes, threads, reps, gpt2, cpuClock, output);
     }
 
     private static int ParseInt(string v, string flag)

@@ -6,7 +6,7 @@ public static class Program
 {
     private const string Usage = """
         usage: Memo.Benchmarks <command> [options]
-          matmul [--sizes 1024,2048,4096] [--threads 2] [--reps 5] [--no-gpt2] [--out FILE.md]
+          matmul [--sizes 1024,2048,4096] [--threads 2] [--reps 5] [--no-gpt2] [--clock wall|cpu] [--out FILE.md]
                  Memo's CPU GEMM vs OpenBLAS cblas_sgemm, median GFLOP/s per shape
           attention [--t 1024,4096,16384] [--d 64] [--heads 8] [--kv 8] [--batch 1] [--threads N] [--reps 5]
                  causal attention forward/backward, median time and GFLOP/s
@@ -16,6 +16,9 @@ public static class Program
                  GPT-2 124M training step (B=4, T=1024): Memo vs PyTorch, tokens/s and ratio
           minimalloc [--time-limit 60] [--only A,B] [--output FILE.md]
                  memo's planner on shared/benchmarks/minimalloc/challenging, next to minimalloc's figures
+          plan-vs-measured [--configs llama-small:1024,llama-small:2048,llama-small:4096,gpt2-tiny:1024]
+                 [--policies keep,recompute,swap,memo] [--threads 2] [--rounds 5] [--calibrate-seconds 0.1] [--clock wall|thread] [--out FILE.md]
+                 memo plan --gpu cpu --measure vs measured training steps: step time ratio and device peak
           bdn [BenchmarkDotNet args]   BenchmarkDotNet classes (default filter: all)
         """;
 
@@ -40,6 +43,8 @@ public static class Program
                     return Gpt2StepBench.Run(args[1..]);
                 case "minimalloc":
                     return MinimallocBench.Run(args[1..]);
+                case "plan-vs-measured":
+                    return PlanVsMeasuredBench.Run(args[1..]);
                 case "bdn":
                     BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
                         .Run(args.Length > 1 ? args[1..] : ["--filter", "*"]);

@@ -11,7 +11,7 @@ public static class PlanJson
     public static JsonObject Request(PlanRequest r)
     {
         ArgumentNullException.ThrowIfNull(r);
-        return new JsonObject
+        var o = new JsonObject
         {
             ["model"] = r.Model.Name,
             ["parameters"] = MemoryModel.Parameters(r.Model, learnedPositionTable: false),
@@ -23,6 +23,8 @@ public static class PlanJson
             ["precision"] = r.Device.Precision,
             ["profile"] = r.Device.ToJson(),
         };
+        if (r.Device.CpuEngine) o["threads"] = r.EngineThreads;
+        return o;
     }
 
     public static JsonObject Plan(StrategyPlan p)

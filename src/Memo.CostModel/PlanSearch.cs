@@ -45,6 +45,12 @@ public sealed record PlanRequest
     /// <summary>Caching-allocator factor on activations for megatron and deepspeed (see <see cref="MemoryQuery.AllocatorOverhead"/>).</summary>
     public double FragmentationFactor { get; init; } = 1.15;
 
+    /// <summary>Worker threads of the CPU engine (cpu device only; its attention workspace has one slot per thread); 0: as <c>memo train</c> (MEMO_THREADS, else one per core).</summary>
+    public int Threads { get; init; }
+
+    /// <summary><see cref="Threads"/>, or the engine's default when 0.</summary>
+    public int EngineThreads => Threads > 0 ? Threads : CpuRuntime.DefaultThreads;
+
     public int Nodes => (Gpus + Device.GpusPerNode - 1) / Device.GpusPerNode;
 
     public int GpusPerNodeUsed => Math.Min(Gpus, Device.GpusPerNode);
@@ -130,6 +136,9 @@ public static class PlanSearch
         if (r.Seq < 1) throw new MemoException($"--seq must be at least 1 token (got {r.Seq})");
         if (r.Batch < 1) throw new MemoException($"--batch must be at least 1 sequence (got {r.Batch})");
         if (r.Gpus < 1) throw new MemoException($"--gpus must be at least 1 (got {r.Gpus})");
+        if (r.Threads < 0) throw new MemoException($"--threads must be positive (got {r.Threads})");
+        if (r.Device.CpuEngine && (r.Gpus != 1 || r.Tp is > 1 || r.Cp is > 1 || r.Dp is > 1))
+            throw new MemoException($"--gpu {r.Device.Name} is this machine's CPU engine, one device without tensor, context or data parallelism; use --gpus 1 and no --tp/--cp/--dp");
         if (r.Gpus > gpn && r.Gpus % gpn != 0)
             throw new MemoException($"--gpus {r.Gpus} spans nodes of {gpn} GPUs ({r.Device.Name}) but is not a multiple of {gpn}; use whole nodes");
         void Degree(int? d, string flag)
@@ -210,6 +219,7 @@ public static class PlanSearch
             LearnedPositionTable = false,
             ReservedBytes = dev.ReservedBytes,
         };
+        if (dev.CpuEngine && CpuRuntime.NotRunnable(r.Model, batch, r.Seq) is not null) return Finish(r, strategy, lay, shape, query, "");
         switch (strategy)
         {
             case Strategy.Keep:
@@ -217,10 +227,11 @@ public static class PlanSearch
             case Strategy.Megatron:
             case Strategy.DeepSpeed:
             {
-                var q = query with { AllocatorOverhead = r.FragmentationFactor };
+                // The CPU engine runs in its planned arena (no caching allocator) and recomputes all layers or none.
+                var q = dev.CpuEngine ? query : query with { AllocatorOverhead = r.FragmentationFactor };
                 int from = strategy == Strategy.DeepSpeed ? L : 0; // DeepSpeed runs with full activation checkpointing
                 StrategyPlan? last = null;
-                for (int k = from; k <= L; k++)
+                for (int k = from; k <= L; k = dev.CpuEngine && k < L ? L : k + 1)
                 {
                     last = Finish(r, strategy, lay, shape, q with { Policy = MemoryPolicy.Recompute(k) }, "");
                     if (last.Fits) return last; // fewest recomputed layers that fit = fastest
@@ -237,13 +248,14 @@ public static class PlanSearch
         var dev = r.Device;
         int L = r.Model.NumLayers;
         long batch = r.Batch / lay.Dp;
-        var probe = MemoryModel.PerDevice(query with { Policy = MemoryPolicy.Swap(L) });
+        var probe = MemoryOf(r, query with { Policy = MemoryPolicy.Swap(L) });
         double sSkel = probe.LayerSkeletonBytes, sRest = probe.LayerTokenLocalBytes;
-        var times = TimeModel.Layer(shape, lay, dev, batch, r.Seq);
+        double layerForward = dev.CpuEngine ? CpuTimeModel.LayerForward(r.Model, batch, r.Seq, dev) : TimeModel.Layer(shape, lay, dev, batch, r.Seq).Forward;
         int swapped = Math.Max(0, L - 2);
 
-        // alpha: largest value with the layer's copy hidden behind its forward and all swapped layers in host memory.
-        double aTime = sRest > 0 ? Math.Clamp((times.Forward * dev.ConcurrentHostLinkBandwidth - sSkel) / sRest, 0, 1) : 1;
+        // alpha: largest value with the layer's copy hidden behind its forward and all swapped layers in host memory
+        // (the CPU engine re-chooses it after its first step by the same rule, from its measured layer time and copy rate).
+        double aTime = sRest > 0 ? Math.Clamp((layerForward * dev.ConcurrentHostLinkBandwidth - sSkel) / sRest, 0, 1) : 1;
         double hostBudget = HostBudgetPerDevice(r, probe.Peak);
         double aHost = 1;
         string bound;
@@ -283,10 +295,31 @@ public static class PlanSearch
         return usable / r.GpusPerNodeUsed;
     }
 
+    /// <summary>
+    /// One device's memory: the cost model's <see cref="MemoryModel.PerDevice(MemoryQuery)"/>, or on the CPU engine
+    /// the engine's own arena layout (<see cref="CpuRuntime.Memory"/>), which is what it will measure.
+    /// </summary>
+    private static MemoryBreakdown MemoryOf(PlanRequest r, MemoryQuery q) =>
+        r.Device.CpuEngine ? CpuRuntime.Memory(q.Model, q.Batch, q.Seq, q.Policy, r.EngineThreads) : MemoryModel.PerDevice(q);
+
+    private static StepTime TimeOf(PlanRequest r, LayerShape shape, ParallelLayout lay, MemoryQuery q, MemoryBreakdown mem) =>
+        r.Device.CpuEngine
+            ? CpuTimeModel.Step(q.Model, q.Batch, q.Seq, q.Policy, r.Device, r.EngineThreads)
+            : TimeModel.Step(shape, lay, r.Device, q.Batch, r.Seq, q.Policy, mem);
+
     private static StrategyPlan Finish(PlanRequest r, Strategy strategy, ParallelLayout lay, LayerShape shape, MemoryQuery q, string note)
     {
         var dev = r.Device;
-        var mem = MemoryModel.PerDevice(q);
+        if (dev.CpuEngine && CpuRuntime.NotRunnable(r.Model, q.Batch, q.Seq) is string why)
+        {
+            return new StrategyPlan
+            {
+                Strategy = strategy, Fits = false, Seq = r.Seq, Reason = why, Pressure = double.PositiveInfinity, Layout = lay, Policy = q.Policy,
+                PolicyDescription = q.Policy.Describe(r.Model.NumLayers),
+                DeviceCapacityBytes = dev.DeviceMemoryBytes, HostCapacityBytesPerNode = dev.HostMemoryBytes,
+            };
+        }
+        var mem = MemoryOf(r, q);
         long hostPerNode = mem.HostBytes * r.GpusPerNodeUsed;
         long devCap = dev.DeviceMemoryBytes;
         long hostCap = dev.HostMemoryBytes;
@@ -296,7 +329,7 @@ public static class PlanSearch
         bool devOk = mem.Peak <= devCap;
         bool hostOk = hostPerNode == 0 || hostUse <= dev.UsableHostBytes;
         string policy = q.Policy.Describe(r.Model.NumLayers);
-        var time = TimeModel.Step(shape, lay, dev, q.Batch, r.Seq, q.Policy, mem);
+        var time = TimeOf(r, shape, lay, q, mem);
         double modelFlops = shape.ModelFlopsPerStep(r.Batch, r.Seq);
         double step = time.Step;
         string where = $"{lay}, {policy}";

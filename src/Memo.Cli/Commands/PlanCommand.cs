@@ -37,12 +37,13 @@ public static class PlanCommand
         var plot = new Option<string?>("--plot") { Description = "Write a PNG: the per-GPU memory breakdown, or with --sweep-seq MFU and memory against sequence length" };
         var sweep = new Option<string?>("--sweep-seq") { Description = "Plan at each length of a doubling range, e.g. 32K..4M" };
         var maxSeq = new Option<bool>("--max-seq") { Description = "Find the longest sequence (a multiple of 1K) that fits, per strategy" };
-        var measure = new Option<bool>("--measure") { Description = "Measure what the local backend can (cpu: matmul FLOP/s and copy bandwidth)" };
+        var measure = new Option<bool>("--measure") { Description = "Measure what the local backend can (cpu: the engine's GEMM and attention FLOP/s at the model's shapes, element-wise and copy bandwidth)" };
+        var threads = new Option<int?>("--threads") { Description = "CPU engine worker threads (--gpu cpu; default: as memo train, all cores)" };
         var profile = new Option<string?>("--profile") { Description = "JSON profile file overriding fields of --gpu (keys as in --json's profile)" };
 
         var cmd = new Command("plan", "Predict memory, step time and MFU of long-sequence training for memo, megatron, deepspeed and keep, before running it")
         {
-            model, seq, gpus, gpu, hostMemory, deviceMemory, tp, cp, dp, strategy, batch, json, plot, sweep, maxSeq, measure, profile,
+            model, seq, gpus, gpu, hostMemory, deviceMemory, tp, cp, dp, strategy, batch, json, plot, sweep, maxSeq, measure, profile, threads,
         };
         cmd.SetAction(pr =>
         {
@@ -65,6 +66,7 @@ public static class PlanCommand
                 MaxSeq = pr.GetValue(maxSeq),
                 Measure = pr.GetValue(measure),
                 Profile = pr.GetValue(profile),
+                Threads = pr.GetValue(threads),
             };
             return Run(options, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error, new CpuMeasure());
         });
@@ -91,6 +93,7 @@ public static class PlanCommand
         public bool MaxSeq { get; init; }
         public bool Measure { get; init; }
         public string? Profile { get; init; }
+        public int? Threads { get; init; }
     }
 
     /// <summary>Runs the command; throws <see cref="MemoException"/> for bad input.</summary>
@@ -113,13 +116,8 @@ public static class PlanCommand
         if (o.HostMemory is { } hm) dev = dev with { HostMemoryBytes = Positive(Sizes.ParseBytes(hm, "--host-memory"), "--host-memory") };
         if (o.HostMemory is not null && dev.HostReservedBytes >= dev.HostMemoryBytes) dev = dev with { HostReservedBytes = dev.HostMemoryBytes / 32 };
         dev = dev.Validate("device profile");
-        var notes = new List<string>();
-        if (o.Measure)
-        {
-            if (local is null || !local.CanMeasure(dev))
-                throw new MemoException($"--measure: no CUDA backend is available yet to measure '{dev.Name}'; drop --measure to plan with the preset profile, or give measured figures with --profile FILE.json");
-            dev = local.Measure(dev, notes);
-        }
+        if (o.Threads is int th && th < 1) throw new MemoException($"--threads must be at least 1 (got {th})");
+        if (o.Threads is not null && !dev.CpuEngine) throw new MemoException($"--threads sets the CPU engine's worker threads; it applies to --gpu cpu only, not '{dev.Name}'");
 
         var strategies = ParseStrategies(o.Strategies);
         if (o.MaxSeq && o.SweepSeq is not null) throw new MemoException("--max-seq and --sweep-seq answer different questions; give one of them");
@@ -144,8 +142,19 @@ public static class PlanCommand
             Tp = o.Tp,
             Cp = o.Cp,
             Dp = o.Dp,
+            Threads = o.Threads ?? 0,
         };
         PlanSearch.Validate(request);
+        var notes = new List<string>();
+        if (o.Measure)
+        {
+            if (local is null || !local.CanMeasure(dev))
+                throw new MemoException($"--measure: no CUDA backend is available yet to measure '{dev.Name}'; drop --measure to plan with the preset profile, or give measured figures with --profile FILE.json");
+            // Kernels are timed at the planned shapes (at 4K tokens when the length is searched or swept).
+            var workload = new MeasureWorkload(cfg, o.Batch, seqValue > 0 ? seqValue : 4096, dev.CpuEngine ? request.EngineThreads : 1);
+            dev = local.Measure(dev, workload, notes);
+            request = request with { Device = dev };
+        }
         foreach (var n in notes) error.WriteLine("memo plan: " + n);
 
         if (o.MaxSeq) return MaxSeqMode(request, strategies, o, output);
@@ -311,7 +320,11 @@ public static class PlanCommand
     private static Table BreakdownTable(IReadOnlyList<StrategyPlan> plans)
     {
         var shown = plans.Where(p => p.Memory is not null).ToArray();
-        var t = new Table().Border(TableBorder.Rounded).Title("per-GPU memory at the peak (GiB)");
+        // GiB for GPU-sized plans, MiB for small models (the cpu device's test models peak at tens of MiB).
+        bool mib = shown.Length > 0 && shown.Max(p => p.Memory!.Peak) < 1L << 30;
+        string unit = mib ? "MiB" : "GiB";
+        string Gib(long bytes) => (bytes / (double)(mib ? 1L << 20 : 1L << 30)).ToString("0.00", Inv);
+        var t = new Table().Border(TableBorder.Rounded).Title($"per-GPU memory at the peak ({unit})");
         t.AddColumn("part");
         foreach (var p in shown) t.AddColumn(new TableColumn(StrategyPlan.StrategyName(p.Strategy)).RightAligned());
         if (shown.Length == 0) return t;
@@ -329,11 +342,15 @@ public static class PlanCommand
         return t;
     }
 
-    private static string Gib(long bytes) => (bytes / (double)(1L << 30)).ToString("0.00", Inv);
-
     private static void Assumptions(IAnsiConsole console, DeviceProfile dev)
     {
         string measured = dev.Measured.Count > 0 ? $" (measured: {string.Join(", ", dev.Measured)})" : "";
+        if (dev.CpuEngine)
+        {
+            console.WriteLine(string.Create(Inv,
+                $"profile {dev.Name}: Memo's CPU engine; device memory is its arena layout (what memo train measures as device_peak_bytes); GEMM {dev.PeakFp32Flops * dev.GemmEfficiency / 1e9:0.0} GFLOP/s, attention fwd {dev.PeakFp32Flops * dev.AttentionForwardEfficiency / 1e9:0.0} / bwd {dev.PeakFp32Flops * dev.AttentionBackwardEfficiency / 1e9:0.0} GFLOP/s, element-wise {dev.MemoryBandwidth / 1e9:0.0} GB/s, copy {dev.HostLinkBandwidth / 1e9:0.0} GB/s (assumed unless measured){measured}"));
+            return;
+        }
         string shared = dev.GpusPerHostLink > 1
             ? string.Create(Inv, $", {dev.ConcurrentHostLinkBandwidth / 1e9:0.#} GB/s when the {dev.GpusPerHostLink} GPUs sharing an uplink copy at once")
             : "";

@@ -188,7 +188,7 @@ public static unsafe class Gemm
         where TOps : struct, IGemmVector<TVec>
         where TVec : struct
     {
-        int mr = job.Mr, nr = job.Nr;
+        int mr = job.Mr, nr = job.Nr, w = TOps.Count;
         bool wide = mr == 8;
         long K = job.K, ldc = job.Ldc;
         float* pa = scratch.A, pb = scratch.B, tile = scratch.Tile;
@@ -218,19 +218,45 @@ public static unsafe class Gemm
                             else GemmMicroKernel.Kernel6x2<TOps, TVec>(kc, a, b, c, ldc, load);
                             continue;
                         }
-                        // Edge tile: same kernel on a scratch tile, then copy the valid part back.
-                        if (load)
+                        // Edge tile: the narrowest kernel that covers the valid columns. Where the
+                        // tile is whole vectors by whole rows it works on C directly, else on a
+                        // scratch tile whose valid part is copied in and out.
+                        int vecs = (nv + w - 1) / w;
+                        bool direct = mv == mr && nv == vecs * w;
+                        float* t = direct ? c : tile;
+                        long ldt = direct ? ldc : nr;
+                        if (!direct && load)
                         {
                             for (int r = 0; r < mv; r++)
-                                Unsafe.CopyBlockUnaligned(tile + r * nr, c + r * ldc, (uint)(nv * sizeof(float)));
+                                Unsafe.CopyBlockUnaligned(t + r * ldt, c + r * ldc, (uint)(nv * sizeof(float)));
                         }
-                        if (wide) GemmMicroKernel.Kernel8x3<TOps, TVec>(kc, a, b, tile, nr, load);
-                        else GemmMicroKernel.Kernel6x2<TOps, TVec>(kc, a, b, tile, nr, load);
-                        for (int r = 0; r < mv; r++)
-                            Unsafe.CopyBlockUnaligned(c + r * ldc, tile + r * nr, (uint)(nv * sizeof(float)));
+                        Edge<TOps, TVec>(wide, vecs, kc, a, b, nr, t, ldt, load);
+                        if (!direct)
+                        {
+                            for (int r = 0; r < mv; r++)
+                                Unsafe.CopyBlockUnaligned(c + r * ldc, t + r * ldt, (uint)(nv * sizeof(float)));
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>Runs the kernel for an edge tile <paramref name="vecs"/> vectors wide.</summary>
+    private static void Edge<TOps, TVec>(bool wide, int vecs, long kc, float* a, float* b, long nr, float* c, long ldc, bool load)
+        where TOps : struct, IGemmVector<TVec>
+        where TVec : struct
+    {
+        if (wide)
+        {
+            if (vecs == 1) GemmMicroKernel.Kernel8x1<TOps, TVec>(kc, a, b, nr, c, ldc, load);
+            else if (vecs == 2) GemmMicroKernel.Kernel8x2<TOps, TVec>(kc, a, b, nr, c, ldc, load);
+            else GemmMicroKernel.Kernel8x3<TOps, TVec>(kc, a, b, c, ldc, load);
+        }
+        else
+        {
+            if (vecs == 1) GemmMicroKernel.Kernel6x1<TOps, TVec>(kc, a, b, nr, c, ldc, load);
+            else GemmMicroKernel.Kernel6x2<TOps, TVec>(kc, a, b, c, ldc, load);
         }
     }
 

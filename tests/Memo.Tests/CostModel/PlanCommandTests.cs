@@ -135,10 +135,11 @@ public sealed class PlanCommandTests : IDisposable
     public void Cpu_measurement_reports_a_copy_rate()
     {
         var notes = new List<string>();
-        var p = new CpuMeasure(copyBytes: 8L << 20, minSeconds: 0.02).Measure(DeviceProfile.Cpu(), notes);
+        var p = new CpuMeasure(copyBytes: 8L << 20, minSeconds: 0.02, warmSeconds: 0.02).Measure(DeviceProfile.Cpu(), notes);
         Assert.True(p.HostLinkBandwidth > 0 && double.IsFinite(p.HostLinkBandwidth));
-        Assert.Equal(2 * p.HostLinkBandwidth, p.MemoryBandwidth);
+        Assert.True(p.MemoryBandwidth > 0 && double.IsFinite(p.MemoryBandwidth));
         Assert.Contains("host_link_bandwidth", p.Measured);
+        Assert.Contains("memory_bandwidth", p.Measured);
         Assert.InRange(p.GemmEfficiency, 1e-6, 1.0);
         Assert.Contains(notes, n => n.StartsWith("measured memcpy", StringComparison.Ordinal));
     }
@@ -158,6 +159,8 @@ public sealed class PlanCommandTests : IDisposable
     [InlineData("is not a size", "--model", "paper-7b", "--seq", "1M", "--host-memory", "big")]
     [InlineData("does not exist", "--model", "paper-7b", "--seq", "1M", "--profile", "/nonexistent/p.json")]
     [InlineData("give one of them", "--model", "paper-7b", "--max-seq", "--sweep-seq", "32K..1M")]
+    [InlineData("applies to --gpu cpu only", "--model", "paper-7b", "--seq", "1M", "--threads", "2")]
+    [InlineData("one device without tensor", "--model", "llama-small", "--seq", "4K", "--gpu", "cpu", "--gpus", "2")]
     public void Bad_input_is_one_line_with_exit_code_2(string expected, params string[] args)
     {
         var e = Assert.Throws<MemoException>(() => Invoke(args));

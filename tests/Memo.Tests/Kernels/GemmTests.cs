@@ -123,6 +123,7 @@ public sealed unsafe class GemmTests : IDisposable
     [InlineData(7, 47, 255)]
     [InlineData(16, 96, 513)]
     [InlineData(13, 530, 40)]
+    [InlineData(16, 1024, 20)]
     [InlineData(2100, 5, 9)]
     [InlineData(3, 1100, 3)]
     [InlineData(50, 40, 700)]
@@ -149,7 +150,10 @@ public sealed unsafe class GemmTests : IDisposable
     {
         var variant = Enum.Parse<GemmVariant>(name);
         int seed = 100;
-        foreach (var (m, n, k) in new[] { (1, 1, 1), (5, 17, 9), (23, 61, 300), (70, 33, 70), (40, 100, 520) })
+        // Besides odd sizes, column tails of whole vectors and whole rows, which the narrow edge
+        // kernels compute directly in C: 64 = 48 + 16, 80 = 48 + 32, 32 = 24 + 8, 40 = 24 + 16, 24 = 16 + 8.
+        var shapes = new[] { (1, 1, 1), (5, 17, 9), (23, 61, 300), (70, 33, 70), (40, 100, 520), (16, 64, 30), (24, 80, 40), (8, 32, 17), (16, 40, 9), (12, 24, 20) };
+        foreach (var (m, n, k) in shapes)
         {
             foreach (var (transA, transB) in new[] { (false, false), (false, true), (true, false), (true, true) })
             {
