@@ -38,9 +38,11 @@ public sealed unsafe partial class Transformer
 
     /// <summary>
     /// Rows [r0, r0+rows): out projection, residual, norm 2, MLP, residual. Reads Input and AttnOut; writes the
-    /// other saved rows and the layer output to <paramref name="output"/> (row 0 of the batch).
+    /// other saved rows and the layer output to <paramref name="output"/> (row 0 of the batch). The projections'
+    /// outputs go through <paramref name="scratch"/> (N, C): _tmp in forward, _dH when backward recomputes (its
+    /// content is dead between layers there), so no forward workspace has to live through backward.
     /// </summary>
-    internal void PostAttention(LayerBuffers lb, long r0, long rows, float* output)
+    internal void PostAttention(LayerBuffers lb, long r0, long rows, float* output, float* scratch)
     {
         var c = Config;
         var s = lb.Saved;
@@ -48,7 +50,7 @@ public sealed unsafe partial class Transformer
         int C = c.HiddenSize, F = c.IntermediateSize;
         long up = UpWidth;
         float* x = s[_inv.Input] + r0 * C;
-        float* a = _tmp + r0 * C;
+        float* a = scratch + r0 * C;
         Linear(rows, C, C, s[_inv.AttnOut] + r0 * C, p.Out, p.OutBias, a);
         float* x2 = s[_inv.Residual1] + r0 * C;
         Elementwise.Add(rows * C, x, a, x2, _pool);
@@ -59,7 +61,7 @@ public sealed unsafe partial class Transformer
         float* m = s[_inv.MlpAct] + r0 * F;
         if (c.Family == ModelFamily.Llama) SwiGlu.Forward(rows, F, u, m, _pool);
         else Gelu.Forward(rows * F, u, m, _pool);
-        float* d = _tmp + r0 * C;
+        float* d = scratch + r0 * C;
         Linear(rows, F, C, m, p.Down, p.DownBias, d);
         Elementwise.Add(rows * C, x2, d, output + r0 * C, _pool);
     }
@@ -142,6 +144,7 @@ public sealed unsafe partial class Transformer
     {
         int C = Config.HiddenSize, V = Config.VocabSize;
         float* wh = W(Layout.Head);
+        _schedule.Enter(_time.Head);
         for (long r0 = 0; r0 < n; r0 += HeadChunkRows)
         {
             long rows = Math.Min(HeadChunkRows, n - r0);

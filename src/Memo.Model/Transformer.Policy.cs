@@ -199,26 +199,20 @@ public sealed unsafe partial class Transformer
             foreach (var e in _inDone) e.Reset();
             _copy?.ResetCounters();
             _m._arena.ResetPeak();
-            if (Swapping || _policy == Policy.Recompute)
-            {
-                // Staging slots and the shared recompute set are in use for the whole step.
-                for (int s = 0; s < (Swapping ? 2 : 1); s++) AcquireSet(s, includeInput: Swapping);
-            }
-            AcquireLayer(0);
         }
 
         public LayerBuffers BeginForward(int layer)
         {
             _forwardStart = Stopwatch.GetTimestamp();
+            _m._schedule.Enter(_m._time.Attention(layer));
             return SetFor(layer);
         }
 
         /// <summary>Before layer <paramref name="layer"/> writes its output (the next layer's input).</summary>
         public void BeforeOutput(int layer)
         {
-            if (layer + 1 >= _layers) return;
-            if (Swapping && layer >= 1 && _outQueued[layer - 1]) Wait(_outDone[layer - 1]);
-            AcquireLayer(layer + 1);
+            if (Swapping && layer >= 1 && layer + 1 < _layers && _outQueued[layer - 1]) Wait(_outDone[layer - 1]);
+            _m._schedule.Enter(_m._time.Mlp(layer));
         }
 
         public void EndForward(int layer)
@@ -246,6 +240,7 @@ public sealed unsafe partial class Transformer
 
         public LayerBuffers BeginBackward(int layer, int batch, int seq)
         {
+            _m._schedule.Enter(_m._time.Backward(layer));
             var lb = SetFor(layer);
             lb.Output = _m._dO; // recomputation never touches the next layer's input
             if (Swapping && IsSwapped(layer)) Wait(_inDone[layer]);
@@ -255,7 +250,7 @@ public sealed unsafe partial class Transformer
                 case Policy.Recompute:
                     _m.PreAttention(lb, 0, _n, seq);
                     _m.AttentionForward(lb, batch, seq);
-                    _m.PostAttention(lb, 0, _n, _m._dO);
+                    _m.PostAttention(lb, 0, _n, _m._dO, _m._dH);
                     _recomputedTokens += _n;
                     break;
                 case Policy.Memo:
@@ -263,7 +258,7 @@ public sealed unsafe partial class Transformer
                     {
                         long r0 = _swapRows, rows = _n - _swapRows;
                         _m.PreAttention(lb, r0, rows, seq);
-                        _m.PostAttention(lb, r0, rows, _m._dO);
+                        _m.PostAttention(lb, r0, rows, _m._dO, _m._dH);
                         _recomputedTokens += rows;
                     }
                     break;
@@ -277,10 +272,8 @@ public sealed unsafe partial class Transformer
             switch (_policy)
             {
                 case Policy.Keep:
-                    ReleaseSet(layer, includeInput: true);
-                    break;
+                    break; // the set is released on entering the next phase
                 case Policy.Recompute:
-                    ReleaseSet(layer, includeInput: true, inputOnly: true);
                     if (_m._arena.Poison) PoisonSet(0, skipInput: true);
                     break;
                 case Policy.Swap:
@@ -307,18 +300,8 @@ public sealed unsafe partial class Transformer
         public void EndStep()
         {
             _copy?.Drain();
-            if (Swapping || _policy == Policy.Recompute)
-            {
-                for (int s = 0; s < (Swapping ? 2 : 1); s++) ReleaseSet(s, includeInput: Swapping, fill: false);
-            }
-            else if (!_backward)
-            {
-                for (int l = 0; l < _layers; l++) ReleaseSet(l, includeInput: true, fill: false);
-            }
-            if (_policy == Policy.Recompute && !_backward)
-            {
-                for (int l = 0; l < _layers; l++) ReleaseSet(l, includeInput: true, inputOnly: true, fill: false);
-            }
+            if (_backward) _m._schedule.Enter(_m._time.StepEnd);
+            _m._schedule.ReleaseAll();
             double copyMs = _copy?.BusyMs ?? 0;
             long bytesCopied = _copy?.BytesCopied ?? 0;
             double layerMs = _layers > 0 ? _forwardMs / _layers : 0;
@@ -337,34 +320,6 @@ public sealed unsafe partial class Transformer
         }
 
         private void Wait(StreamEvent e) => _exposedMs += e.Synchronize();
-
-        private void AcquireLayer(int layer)
-        {
-            if (_policy == Policy.Keep) AcquireSet(layer, includeInput: true);
-            else if (_policy == Policy.Recompute) AcquireSet(layer, includeInput: true, inputOnly: true);
-        }
-
-        private void AcquireSet(int s, bool includeInput, bool inputOnly = false)
-        {
-            var rows = _m._inv.Rows;
-            for (int i = 0; i < rows.Count; i++)
-            {
-                bool isInput = i == _m._inv.Input;
-                if (_setOffsets[s][i] < 0 || (isInput && !includeInput) || (inputOnly && !isInput) || (!inputOnly && _policy == Policy.Recompute && isInput)) continue;
-                _m._arena.Acquire(_setOffsets[s][i], _n * _rowBytesPerToken[i]);
-            }
-        }
-
-        private void ReleaseSet(int s, bool includeInput, bool inputOnly = false, bool fill = true)
-        {
-            var rows = _m._inv.Rows;
-            for (int i = 0; i < rows.Count; i++)
-            {
-                bool isInput = i == _m._inv.Input;
-                if (_setOffsets[s][i] < 0 || (isInput && !includeInput) || (inputOnly && !isInput) || (!inputOnly && _policy == Policy.Recompute && isInput)) continue;
-                _m._arena.Release(_setOffsets[s][i], _n * _rowBytesPerToken[i], fill);
-            }
-        }
 
         /// <summary>Queues NaN fills of a slot on the copy engine (ordered after its copies), or fills at once without one.</summary>
         private void PoisonSet(int s, bool skipInput = false)

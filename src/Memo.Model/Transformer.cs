@@ -8,8 +8,10 @@ namespace Memo.Model;
 /// <summary>
 /// A decoder-only transformer (llama or gpt2 family) with explicit forward and backward passes and no
 /// autograd tape. Every device buffer (parameters, gradients, optimizer moments, saved activations,
-/// workspaces) sits at a fixed offset of one <see cref="DeviceArena"/>, from a <see cref="MemoryLayout"/>
-/// derived from the activation inventory; nothing is allocated inside a step. The memory policy decides
+/// workspaces) sits at a fixed offset of one <see cref="DeviceArena"/>, from a planned <see cref="MemoryLayout"/>
+/// derived from the activation inventory; nothing is allocated inside a step. Each buffer is acquired and
+/// released at the ends of its lifespan in the iteration (<see cref="ArenaSchedule"/>), so buffers whose
+/// lifespans do not intersect share memory. The memory policy decides
 /// where a layer's saved activations live between its forward and backward (see <see cref="Policy"/>).
 /// The LM head and loss run in token chunks, fused with their backward.
 /// </summary>
@@ -26,6 +28,8 @@ public sealed unsafe partial class Transformer : IDisposable
     private readonly InventoryIndex _inv;
     private readonly DeviceArena _arena;
     private readonly PolicyRuntime _policy;
+    private readonly ArenaSchedule _schedule;
+    private readonly IterationTimeline _time;
     private readonly float* _finalInput;   // (N, C) output of the last layer
     private readonly float* _finalNorm;    // (N, C) final norm output
     private readonly float* _finalMean;    // (N) gpt2 only
@@ -95,11 +99,8 @@ public sealed unsafe partial class Transformer : IDisposable
             cos.CopyTo(new Span<float>(_ropeCos, cos.Length));
             sin.CopyTo(new Span<float>(_ropeSin, sin.Length));
         }
-        // Everything but the saved activations is in use for the whole run.
-        foreach (var b in DeviceLayout.Buffers)
-        {
-            if (b.Row < 0) _arena.Acquire(DeviceLayout.Offset(b.Name), b.Bytes);
-        }
+        _time = DeviceLayout.Timeline;
+        _schedule = new ArenaSchedule(DeviceLayout, _arena); // acquires the persistent buffers
         _policy = new PolicyRuntime(this);
     }
 
@@ -159,10 +160,12 @@ public sealed unsafe partial class Transformer : IDisposable
             if ((uint)inputs[i] >= (uint)v || (uint)targets[i] >= (uint)v)
                 throw new MemoException($"token id {Math.Max(inputs[i], targets[i])} at position {i} is outside the vocabulary (vocab_size {v})");
         }
+
+        _schedule.ReleaseAll(); // anything an interrupted step left in use
+        _policy.BeginStep(batch, seq, backward);
+        _schedule.Enter(IterationTimeline.Begin);
         inputs.CopyTo(new Span<int>(_tokens, (int)n));
         targets.CopyTo(new Span<int>(_targets, (int)n));
-
-        _policy.BeginStep(batch, seq, backward);
         Forward(batch, seq);
         double loss = Head(n, backward, gradScale, predictions);
         if (backward) Backward(batch, seq);
@@ -180,12 +183,15 @@ public sealed unsafe partial class Transformer : IDisposable
         {
             if ((uint)t >= (uint)v) throw new MemoException($"token id {t} is outside the vocabulary (vocab_size {v})");
         }
-        tokens.CopyTo(new Span<int>(_tokens, seq));
+        _schedule.ReleaseAll();
         _policy.BeginStep(1, seq, backward: false);
+        _schedule.Enter(IterationTimeline.Begin);
+        tokens.CopyTo(new Span<int>(_tokens, seq));
         Forward(1, seq);
-        _policy.EndStep();
+        _schedule.Enter(_time.Head);
         Gemm.Multiply(false, true, 1, v, c, _finalNorm + (long)(seq - 1) * c, c, W(Layout.Head), c, _logits, v, accumulate: false, _pool);
         new ReadOnlySpan<float>(_logits, v).CopyTo(logits);
+        _policy.EndStep();
     }
 
     /// <summary>Bytes of the host store for swapped activations (0 for keep and recompute).</summary>
@@ -201,6 +207,7 @@ public sealed unsafe partial class Transformer : IDisposable
     {
         long n = (long)batch * seq;
         var c = Config;
+        _schedule.Enter(IterationTimeline.Embed);
         Embedding.Forward(n, c.HiddenSize, _tokens, W(Layout.Embed), W(Layout.Positions), 0, seq, _policy.InputOf(0), _pool);
         for (int l = 0; l < c.NumLayers; l++)
         {
@@ -208,9 +215,10 @@ public sealed unsafe partial class Transformer : IDisposable
             PreAttention(lb, 0, n, seq);
             AttentionForward(lb, batch, seq);
             _policy.BeforeOutput(l);
-            PostAttention(lb, 0, n, lb.Output);
+            PostAttention(lb, 0, n, lb.Output, _tmp);
             _policy.EndForward(l);
         }
+        _schedule.Enter(_time.FinalNorm);
         Norm(_finalInput, Layout.NormF, Layout.NormFBias, _finalNorm, _finalMean, _finalRstd, 0, n);
     }
 
@@ -219,6 +227,7 @@ public sealed unsafe partial class Transformer : IDisposable
         long n = (long)batch * seq;
         var c = Config;
         // The head left dL/d(final norm output) in _dH.
+        _schedule.Enter(_time.FinalNormBackward);
         Elementwise.Fill(n * c.HiddenSize, _dA, 0f, _pool);
         NormBackward(_dH, _finalInput, Layout.NormF, Layout.NormFBias, _finalMean, _finalRstd, _dA, n);
         float* dy = _dA, dx = _dB;
@@ -231,6 +240,7 @@ public sealed unsafe partial class Transformer : IDisposable
             dy = dx;
             dx = t;
         }
+        _schedule.Enter(_time.EmbedBackward);
         Embedding.Backward(n, c.HiddenSize, _tokens, dy, G(Layout.Embed), G(Layout.Positions), 0, seq, _pool);
     }
 

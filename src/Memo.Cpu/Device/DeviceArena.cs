@@ -4,13 +4,16 @@ namespace Memo.Cpu.Device;
 /// Device memory of fixed capacity, taken once. Buffers are placed at offsets decided before the first
 /// step (by a memory plan); there is no allocator at run time. The arena measures its own high-water
 /// mark from the regions actually in use: <see cref="Acquire"/> when a buffer's lifetime begins and
-/// <see cref="Release"/> when it ends, so <see cref="PeakBytes"/> is measured, not predicted. With
-/// poisoning on, every released region is filled with NaN, so a use after release shows in the loss.
+/// <see cref="Release"/> when it ends, so <see cref="PeakBytes"/> is measured, not predicted. Regions in
+/// use never overlap: acquiring one that intersects a region in use throws, so a plan that lets two
+/// buffers share memory is checked against what the runtime really does. With poisoning on, every
+/// released region is filled with NaN, so a use after release shows in the loss.
 /// </summary>
 public sealed unsafe class DeviceArena : IDisposable
 {
     private readonly NativeBuffer _memory;
-    private readonly Dictionary<long, long> _live = new(256); // offset -> bytes of regions in use
+    private readonly List<long> _starts = new(256);  // regions in use, sorted by offset
+    private readonly List<long> _ends = new(256);    // their end offsets, parallel to _starts
     private long _liveBytes;
     private long _peakLive;
     private long _peakEnd;
@@ -45,11 +48,23 @@ public sealed unsafe class DeviceArena : IDisposable
         return (float*)(Base + offset);
     }
 
-    /// <summary>Marks [offset, offset+bytes) in use.</summary>
+    /// <summary>Regions in use now.</summary>
+    public int LiveRegions => _starts.Count;
+
+    /// <summary>Marks [offset, offset+bytes) in use; throws when it overlaps a region in use.</summary>
     public void Acquire(long offset, long bytes)
     {
         _ = At(offset, bytes);
-        if (!_live.TryAdd(offset, bytes)) throw new InvalidOperationException($"device region at offset {offset} is already in use");
+        int i = _starts.BinarySearch(offset);
+        if (i >= 0) throw new InvalidOperationException($"device region at offset {offset} is already in use");
+        i = ~i;
+        long end = offset + bytes;
+        if (i > 0 && _ends[i - 1] > offset)
+            throw new InvalidOperationException($"device region [{offset}, {end}) overlaps the region in use [{_starts[i - 1]}, {_ends[i - 1]})");
+        if (i < _starts.Count && _starts[i] < end && bytes > 0)
+            throw new InvalidOperationException($"device region [{offset}, {end}) overlaps the region in use [{_starts[i]}, {_ends[i]})");
+        _starts.Insert(i, offset);
+        _ends.Insert(i, end);
         _liveBytes += bytes;
         if (_liveBytes > _peakLive) _peakLive = _liveBytes;
         if (offset + bytes > _peakEnd) _peakEnd = offset + bytes;
@@ -58,7 +73,12 @@ public sealed unsafe class DeviceArena : IDisposable
     /// <summary>Marks [offset, offset+bytes) free; fills it with NaN when poisoning is on (unless the caller poisons it later itself).</summary>
     public void Release(long offset, long bytes, bool fill = true)
     {
-        if (!_live.Remove(offset)) throw new InvalidOperationException($"device region at offset {offset} is not in use");
+        int i = _starts.BinarySearch(offset);
+        if (i < 0) throw new InvalidOperationException($"device region at offset {offset} is not in use");
+        if (_ends[i] - offset != bytes)
+            throw new InvalidOperationException($"device region at offset {offset} is in use with {_ends[i] - offset} bytes, not {bytes}");
+        _starts.RemoveAt(i);
+        _ends.RemoveAt(i);
         _liveBytes -= bytes;
         if (Poison && fill) CopyEngine.FillNaN(Base + offset, bytes);
     }
@@ -68,7 +88,7 @@ public sealed unsafe class DeviceArena : IDisposable
     {
         _peakLive = _liveBytes;
         _peakEnd = 0;
-        foreach (var (offset, bytes) in _live) _peakEnd = Math.Max(_peakEnd, offset + bytes);
+        for (int i = 0; i < _ends.Count; i++) _peakEnd = Math.Max(_peakEnd, _ends[i]);
     }
 
     public void Dispose() => _memory.Dispose();

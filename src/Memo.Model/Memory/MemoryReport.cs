@@ -33,6 +33,7 @@ public static class MemoryReport
             if (bytes > 0) sb.AppendLine(string.Create(inv, $"  device {Label(cat),-20} {Sizes.FormatBytes(bytes),12}"));
         }
         sb.AppendLine(string.Create(inv, $"  device {"peak (planned)",-20} {Sizes.FormatBytes(layout.TotalBytes),12}  of budget {Sizes.FormatBytes(capacity)}"));
+        sb.AppendLine(string.Create(inv, $"  device {"most live at once",-20} {Sizes.FormatBytes(layout.LowerBound),12}  (lower bound; buffers with disjoint lifespans share memory)"));
         sb.AppendLine(string.Create(inv, $"  host   {"swap store",-20} {Sizes.FormatBytes(hostBytes),12}"));
         if (layout.Policy == Policy.Memo)
         {
