@@ -98,7 +98,7 @@ public sealed class MemoryLayout
     /// <summary>How the offsets were found ("bestfit", "bilevel/bestfit"), for reports.</summary>
     public string Solver { get; private set; } = "";
 
-    /// <summary>Wall-clock seconds the planning took (0 when the layout came from the cache).</summary>
+    /// <summary>Wall-clock seconds the planning of this layout took (the first time: later calls reuse it from a cache).</summary>
     public double PlanSeconds { get; private set; }
 
     public long Offset(string name) => _offsets[_index[name]];
@@ -119,13 +119,14 @@ public sealed class MemoryLayout
 
     /// <summary>
     /// The layout of <paramref name="cfg"/> for <paramref name="batch"/> x <paramref name="seq"/> tokens under
-    /// <paramref name="policy"/>, planned. Layouts are cached by their arguments (they are immutable).
+    /// <paramref name="policy"/>, planned. Layouts are cached by their arguments (they are immutable);
+    /// <paramref name="cached"/> false plans afresh.
     /// </summary>
-    public static MemoryLayout Build(ModelConfig cfg, int batch, int seq, Policy policy, int threads)
+    public static MemoryLayout Build(ModelConfig cfg, int batch, int seq, Policy policy, int threads, bool cached = true)
     {
         ArgumentNullException.ThrowIfNull(cfg);
         var key = (cfg, batch, seq, policy, threads);
-        if (Cache.TryGetValue(key, out var cached)) return cached;
+        if (cached && Cache.TryGetValue(key, out var hit)) return hit;
         var layout = Describe(cfg, batch, seq, policy, threads);
         layout.Plan();
         if (Cache.Count >= CacheLimit) Cache.Clear();
