@@ -92,6 +92,9 @@ public sealed class MemoryLayout
     /// <summary>Most bytes live at one time step: no plan of these buffers can need less than this.</summary>
     public long LowerBound { get; private set; }
 
+    /// <summary>The first time step at which <see cref="LowerBound"/> bytes are live.</summary>
+    public long PeakTime { get; private set; }
+
     /// <summary>The buffers as an offset-assignment problem (ids = buffer names, sizes = bytes, alignment <see cref="Align"/>).</summary>
     public Problem Problem { get; private set; } = new([]);
 
@@ -113,6 +116,10 @@ public sealed class MemoryLayout
     /// <summary>Bytes per category, for the memory report (their sum exceeds the peak where buffers share memory).</summary>
     public IReadOnlyDictionary<MemoryCategory, long> ByCategory =>
         Enum.GetValues<MemoryCategory>().ToDictionary(c => c, c => _buffers.Where(b => b.Category == c).Sum(b => b.Bytes));
+
+    /// <summary>Bytes per category live at time step <paramref name="t"/> (at <see cref="PeakTime"/> they add up to <see cref="LowerBound"/>).</summary>
+    public IReadOnlyDictionary<MemoryCategory, long> LiveByCategory(long t) =>
+        Enum.GetValues<MemoryCategory>().ToDictionary(c => c, c => _buffers.Where(b => b.Category == c && b.Lower <= t && t < b.Upper).Sum(b => b.Bytes));
 
     /// <summary>Name of saved-activation buffer <paramref name="row"/> in the set <paramref name="set"/> (a layer index, or "slot0"/"slot1"/"recompute").</summary>
     public static string ActivationName(string set, string row) => $"act.{set}.{row}";
@@ -237,6 +244,22 @@ public sealed class MemoryLayout
         _offsets = best.Offsets;
         TotalBytes = best.Peak;
         LowerBound = problem.LowerBound();
+        var live = new long[Timeline.End + 1];
+        foreach (var b in _buffers)
+        {
+            live[b.Lower] += b.Bytes;
+            live[b.Upper] -= b.Bytes;
+        }
+        long load = 0, most = -1;
+        for (long t = 0; t < Timeline.End; t++)
+        {
+            load += live[t];
+            if (load > most)
+            {
+                most = load;
+                PeakTime = t;
+            }
+        }
         Solver = best.Solver;
         PlanSeconds = clock.Elapsed.TotalSeconds;
     }

@@ -36,6 +36,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
                 Assert.True(check.IsOk, check.Message);
                 Assert.Equal(problem.LowerBound(), layout.LowerBound);
                 Assert.Equal(Solution.PeakOf(problem, offsets), layout.TotalBytes);
+                Assert.Equal(layout.LowerBound, layout.LiveByCategory(layout.PeakTime).Values.Sum());
                 double ratio = (double)layout.TotalBytes / layout.LowerBound;
                 long sum = layout.Buffers.Sum(b => b.Bytes);
                 output.WriteLine($"{model} {policy,-9} T={seq,6}: {layout.Buffers.Count,4} buffers, peak {layout.TotalBytes,14:N0} lower bound {layout.LowerBound,14:N0} ratio {ratio:0.00000} (no reuse {sum,15:N0}) {layout.Solver} {ms:0.0} ms");
