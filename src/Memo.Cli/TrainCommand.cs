@@ -16,10 +16,21 @@ internal static class TrainCommand
 {
     public const string DefaultModel = "llama-small";
     public const string DefaultTask = "recall";
-    public const int DefaultSeq = 256;
-    public const int DefaultBatch = 8;
-    public const int DefaultSteps = 300;
+    public const int DefaultSeq = 2048;
+    public const int DefaultBatch = 1;
+    public const int DefaultSteps = 1650;
     public const double DefaultLr = 3e-3;
+
+    /// <summary>
+    /// The default length curriculum: passkey retrieval is learned at 16 tokens in a few hundred steps, then the
+    /// length doubles or quadruples stage by stage up to --seq (each stage keeps the tokens per step). Without
+    /// an explicit --curriculum, the stages shorter than --seq are used when they leave steps at the full length.
+    /// </summary>
+    public const string DefaultCurriculum = "16x700,64x500,256x150,512x100,1024x100";
+    public const int DefaultEvalSamples = 64;
+
+    /// <summary>Mixed into the seed for the held-out samples, so they are never among the training samples.</summary>
+    private const ulong HeldOutSalt = 0x5EED_0F_E7A1UL;
 
     public static Command Create()
     {
@@ -32,12 +43,14 @@ internal static class TrainCommand
         var steps = CliOptions.Int("--steps", "optimizer steps (0 with --save writes the initialized model)", DefaultSteps);
         var lr = CliOptions.Double("--lr", "peak learning rate", DefaultLr);
         var warmup = CliOptions.Int("--warmup", "linear warm-up steps (default: 5% of --steps)", -1);
+        var curriculum = CliOptions.Text("--curriculum", "length curriculum run before the full --seq: SEQxSTEPS stages at the same tokens per step (0: none; default: the stages below --seq that leave steps at --seq)", DefaultCurriculum);
         var seed = CliOptions.Int("--seed", "seed for initialization and synthetic data", 1337);
         var checkpoint = CliOptions.Text("--checkpoint", "directory for periodic resumable checkpoints");
         var every = CliOptions.Int("--checkpoint-every", "steps between checkpoints", 50);
         var save = CliOptions.Text("--save", "directory to write the final model to");
         var resume = CliOptions.Text("--resume", "checkpoint directory to resume from (continues bit-identically)");
         var log = CliOptions.Text("--log", "file to write one JSON object per step to");
+        var evalSamples = CliOptions.Int("--eval-samples", "held-out samples of a synthetic task scored at the full --seq after training (0: none)", DefaultEvalSamples);
         var threads = CliOptions.Int("--threads", "CPU threads (default: all cores)", 0);
         var policy = CliOptions.Text("--policy", "activation memory policy: keep, recompute, swap or memo", "keep");
         var alpha = CliOptions.Text("--alpha", "memo: fraction of tokens whose token-local activations are swapped (default: chosen from measured layer time, copy bandwidth and host budget)");
@@ -48,8 +61,8 @@ internal static class TrainCommand
 
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
-            model, data, task, seq, batch, accum, steps, lr, warmup, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, poison, dryRun,
+            model, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
+            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples,
         };
         cmd.SetAction(p =>
         {
@@ -66,12 +79,15 @@ internal static class TrainCommand
                 StepsGiven = p.GetResult(steps) is { Implicit: false },
                 Lr = p.GetValue(lr),
                 Warmup = p.GetValue(warmup),
+                Curriculum = p.GetValue(curriculum)!,
+                CurriculumGiven = p.GetResult(curriculum) is { Implicit: false },
                 Seed = p.GetValue(seed),
                 CheckpointDir = p.GetValue(checkpoint),
                 CheckpointEvery = p.GetValue(every),
                 SaveDir = p.GetValue(save),
                 ResumeDir = p.GetValue(resume),
                 LogFile = p.GetValue(log),
+                EvalSamples = p.GetValue(evalSamples),
                 Threads = p.GetValue(threads),
                 Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison)),
                 DryRun = p.GetValue(dryRun),
@@ -92,14 +108,17 @@ internal static class TrainCommand
         public int GradAccum { get; init; } = 1;
         public int Steps { get; init; } = DefaultSteps;
         public bool StepsGiven { get; init; }
+        public bool CurriculumGiven { get; init; }
         public double Lr { get; init; } = DefaultLr;
         public int Warmup { get; init; } = -1;
+        public string Curriculum { get; init; } = DefaultCurriculum;
         public int Seed { get; init; } = 1337;
         public string? CheckpointDir { get; init; }
         public int CheckpointEvery { get; init; } = 50;
         public string? SaveDir { get; init; }
         public string? ResumeDir { get; init; }
         public string? LogFile { get; init; }
+        public int EvalSamples { get; init; } = DefaultEvalSamples;
         public int Threads { get; init; }
         public MemoryOptions Memory { get; init; } = new();
         public bool DryRun { get; init; }
@@ -154,6 +173,19 @@ internal static class TrainCommand
             if (a.Seq < 1 || a.Seq > int.MaxValue) throw new MemoException($"--seq must be between 1 and {int.MaxValue} (got {a.Seq})");
             if (a.Steps < 0) throw new MemoException($"--steps must be zero or more (got {a.Steps})");
             if (!(a.Lr > 0) || !double.IsFinite(a.Lr)) throw new MemoException($"--lr must be a positive number (got {a.Lr})");
+            var stages = SeqStage.Parse(a.Curriculum);
+            if (a.CurriculumGiven)
+            {
+                foreach (var st in stages)
+                {
+                    if (st.Seq >= a.Seq) throw new MemoException($"--curriculum stage {st.Seq}x{st.Steps} is not shorter than --seq {a.Seq}; use stages shorter than the full length");
+                }
+            }
+            else
+            {
+                stages = [.. stages.Where(st => st.Seq < a.Seq)];
+                if (stages.Sum(st => (long)st.Steps) >= a.Steps) stages = [];
+            }
             batch = a.Batch;
             seq = (int)a.Seq;
             accum = a.GradAccum;
@@ -163,10 +195,12 @@ internal static class TrainCommand
                 LearningRate = a.Lr,
                 TotalSteps = a.Steps,
                 WarmupSteps = a.Warmup >= 0 ? a.Warmup : Math.Max(1, a.Steps / 20),
+                Curriculum = stages,
             };
         }
         if (cfg.HasLearnedPositions && seq > cfg.MaxPositions)
             throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of gpt2 model '{cfg.Name}'; use --seq {cfg.MaxPositions} or less");
+        if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
         if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
 
         using var source = DataSpec.Open(dataSpec, seed, cfg.VocabSize);
@@ -201,6 +235,8 @@ internal static class TrainCommand
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"batch   {batch} x {seq} tokens x {accum} micro-batches = {trainer.TokensPerStep} tokens/step, {WorkerPool.Default.Threads} threads, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
         console.WriteLine(MemoryReport.Describe(model.DeviceLayout, model.Arena.Capacity, model.HostStoreBytes, model.Alpha));
+        if (hyper.Curriculum.Count > 0)
+            console.WriteLine($"length curriculum {SeqStage.Format(hyper.Curriculum)} (SEQxSTEPS), then {seq} from step {hyper.CurriculumSteps + 1}");
         if (resumed != null) console.WriteLine($"resumed from {a.ResumeDir} at step {trainer.Step}");
 
         using var logWriter = a.LogFile != null ? OpenLog(a.LogFile, append: resumed != null) : null;
@@ -227,12 +263,25 @@ internal static class TrainCommand
         }
 
         if (history.Count > 0) PrintSummary(history);
+        if (a.EvalSamples > 0 && dataSpec.StartsWith("task:", StringComparison.Ordinal)) HeldOut(trainer, dataSpec, seed, cfg.VocabSize, a.EvalSamples);
         if (a.SaveDir != null)
         {
             Checkpoint.Save(a.SaveDir, model);
             console.WriteLine($"saved model to {a.SaveDir}");
         }
         return 0;
+    }
+
+    /// <summary>Scores samples the run never trained on (another seed) at the full sequence length, forward only.</summary>
+    private static void HeldOut(Trainer trainer, string dataSpec, ulong seed, int vocab, int samples)
+    {
+        using var heldOut = DataSpec.Open(dataSpec, seed ^ HeldOutSalt, vocab);
+        int batches = (samples + trainer.Batch - 1) / trainer.Batch;
+        var (loss, correct, total) = trainer.Evaluate(heldOut, batches);
+        if (total == 0) return;
+        string distance = heldOut is RecallTask r ? $", answers {r.MinDistance(trainer.Seq)}+ tokens after their needle" : "";
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"held-out: {batches * trainer.Batch} samples at T {trainer.Seq}{distance}: recall accuracy {100.0 * correct / total:0.0}% ({correct}/{total}), loss {loss:0.0000}"));
     }
 
     private static TrainerState PeekState(string dir)
@@ -261,6 +310,7 @@ internal static class TrainCommand
         var o = new JsonObject
         {
             ["step"] = m.Step,
+            ["seq"] = m.Seq,
             ["loss"] = m.Loss,
             ["lr"] = m.LearningRate,
             ["grad_norm"] = m.GradNorm,
@@ -282,7 +332,7 @@ internal static class TrainCommand
     }
 
     private static string Describe(StepMetrics m, long total) => string.Create(CultureInfo.InvariantCulture,
-        $"step {m.Step,5}/{total}  loss {m.Loss:0.0000}  {(m.AnswersTotal > 0 ? $"recall acc {m.Accuracy * 100,5:0.0}%  " : "")}lr {m.LearningRate:0.00e+0}  |g| {m.GradNorm:0.000}  {m.TokensPerSecond:0} tok/s  {m.StepMs:0} ms/step  device peak {Sizes.FormatBytes(m.Memory.DevicePeakBytes)}");
+        $"step {m.Step,5}/{total}  T {m.Seq,5}  loss {m.Loss:0.0000}  {(m.AnswersTotal > 0 ? $"recall acc {m.Accuracy * 100,5:0.0}%  " : "")}lr {m.LearningRate:0.00e+0}  |g| {m.GradNorm:0.000}  {m.TokensPerSecond:0} tok/s  {m.StepMs:0} ms/step  device peak {Sizes.FormatBytes(m.Memory.DevicePeakBytes)}");
 
     private static void RunPlain(Action<Action<StepMetrics>> runner, long total)
     {

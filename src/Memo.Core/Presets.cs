@@ -6,7 +6,7 @@ public static class Presets
     private static readonly (string Name, string Description, ModelConfig Config)[] All =
     [
         ("llama-tiny", "2-layer llama for tests (GQA 4/2)", Llama("llama-tiny", 64, 2, 4, 2, 176, 256, tied: false, maxPos: 65536)),
-        ("llama-small", "4-layer llama, the built-in default for the recall task", Llama("llama-small", 128, 4, 4, 2, 352, 256, tied: true, maxPos: 1 << 20)),
+        ("llama-small", "4-layer llama, the built-in default for the recall task", Llama("llama-small", 128, 4, 4, 2, 352, 256, tied: true, maxPos: 1 << 20, theta: 500000)),
         ("gpt2-tiny", "2-layer GPT-2 for tests", Gpt2("gpt2-tiny", 64, 2, 4, 256, 256, 1024)),
         ("gpt2", "GPT-2 124M", Gpt2("gpt2", 768, 12, 12, 3072, 50257, 1024)),
         ("llama-1b", "Llama 3.2 1B shape", Llama("llama-1b", 2048, 16, 32, 8, 8192, 128256, tied: true, maxPos: 1 << 22, theta: 500000)),

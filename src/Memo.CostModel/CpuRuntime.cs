@@ -78,7 +78,7 @@ public static class CpuRuntime
     /// The engine's device memory for one step of <paramref name="batch"/> x <paramref name="seq"/> tokens under
     /// <paramref name="policy"/> with <paramref name="threads"/> worker threads, split by the layout's categories.
     /// <see cref="MemoryBreakdown.Peak"/> is the end of the arena (what the engine measures as its device peak);
-    /// the alignment padding between buffers is reported as fragmentation.
+    /// what the planned arena needs above the live bytes at its peak time is reported as fragmentation.
     /// </summary>
     public static MemoryBreakdown Memory(ModelConfig model, long batch, long seq, MemoryPolicy policy, int threads)
     {
@@ -88,13 +88,9 @@ public static class CpuRuntime
         var (b, t) = Shape(model, batch, seq);
         var engine = PolicyFor(policy, model.NumLayers);
         var layout = MemoryLayout.Build(model, b, t, engine, threads);
-        long end = 0, used = 0;
-        for (int i = 0; i < layout.Buffers.Count; i++)
-        {
-            end = Math.Max(end, layout.OffsetOf(i) + layout.Buffers[i].Bytes);
-            used += layout.Buffers[i].Bytes;
-        }
-        var cat = layout.ByCategory;
+        // The categories are the bytes live at the plan's peak time (they add up to the lower bound);
+        // what the planned arena needs beyond that is fragmentation.
+        var cat = layout.LiveByCategory(layout.PeakTime);
         long n = (long)b * t, skel = 0, local = 0;
         foreach (var r in ActivationInventory.For(model))
         {
@@ -110,7 +106,7 @@ public static class CpuRuntime
             SwapStaging = cat[MemoryCategory.SwapStaging],
             RecomputeBuffers = cat[MemoryCategory.RecomputeBuffers],
             Workspaces = cat[MemoryCategory.Workspaces],
-            Fragmentation = end - used,
+            Fragmentation = layout.TotalBytes - layout.LowerBound,
             PeakPhase = "arena",
             HostBytes = MemoryReport.HostBytes(model, b, t, engine, AlphaOf(policy, model.NumLayers)),
             ParametersPerDevice = new ParameterLayout(model).TotalElements,

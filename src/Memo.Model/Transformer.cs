@@ -149,8 +149,8 @@ public sealed unsafe partial class Transformer : IDisposable
     /// </summary>
     public double Step(int batch, int seq, ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, bool backward, float gradScale, Span<int> predictions = default)
     {
-        if (batch < 1 || batch > MaxBatch || seq < 1 || seq > MaxSeq)
-            throw new ArgumentException($"batch {batch} x seq {seq} exceeds the model's allocation {MaxBatch} x {MaxSeq}");
+        if (batch < 1 || seq < 1 || seq > MaxSeq || (long)batch * seq > (long)MaxBatch * MaxSeq)
+            throw new ArgumentException($"batch {batch} x seq {seq} exceeds the model's allocation of {MaxBatch} x {MaxSeq} tokens");
         long n = (long)batch * seq;
         if (inputs.Length != n || targets.Length != n) throw new ArgumentException("inputs and targets must hold batch*seq tokens");
         if (!predictions.IsEmpty && predictions.Length != n) throw new ArgumentException("predictions must hold batch*seq entries");

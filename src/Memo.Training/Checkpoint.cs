@@ -159,6 +159,7 @@ public static unsafe class Checkpoint
             ["eps"] = h.Eps,
             ["weight_decay"] = h.WeightDecay,
             ["grad_clip"] = h.GradClip,
+            ["curriculum"] = SeqStage.Format(h.Curriculum),
         };
         return o.ToJsonString();
     }
@@ -177,6 +178,7 @@ public static unsafe class Checkpoint
             Eps = o["eps"]!.GetValue<double>(),
             WeightDecay = o["weight_decay"]!.GetValue<double>(),
             GradClip = o["grad_clip"]!.GetValue<double>(),
+            Curriculum = SeqStage.Parse(o["curriculum"]?.GetValue<string>() ?? ""),
         };
         return new TrainerState(o["step"]!.GetValue<long>(), o["adam_step"]!.GetValue<long>(), o["data_position"]!.GetValue<long>(),
             o["data"]!.GetValue<string>(), ulong.Parse(o["seed"]!.GetValue<string>(), CultureInfo.InvariantCulture),

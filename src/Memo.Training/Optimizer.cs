@@ -18,6 +18,27 @@ public sealed record TrainHyper
     /// <summary>Global-norm clipping threshold; 0 disables clipping.</summary>
     public double GradClip { get; init; } = 1.0;
 
+    /// <summary>
+    /// Length curriculum: stages of (sequence length, steps) run in order from step 0 before the run's full
+    /// length; empty trains at the full length throughout. Written and parsed as "16x1500,256x200".
+    /// </summary>
+    public IReadOnlyList<SeqStage> Curriculum { get; init; } = [];
+
+    /// <summary>The sequence length step <paramref name="step"/> (0-based) trains at, given the full length <paramref name="seq"/>.</summary>
+    public int SeqAt(long step, int seq)
+    {
+        long end = 0;
+        foreach (var stage in Curriculum)
+        {
+            end += stage.Steps;
+            if (step < end) return Math.Min(stage.Seq, seq);
+        }
+        return seq;
+    }
+
+    /// <summary>Steps spent in the curriculum's stages (before the full length).</summary>
+    public long CurriculumSteps => Curriculum.Sum(s => (long)s.Steps);
+
     /// <summary>Linear warm-up over <see cref="WarmupSteps"/>, then cosine decay to MinLrRatio x lr at <see cref="TotalSteps"/>.</summary>
     public double LearningRateAt(long step)
     {
@@ -25,6 +46,32 @@ public sealed record TrainHyper
         if (step < WarmupSteps) return max * (step + 1) / WarmupSteps;
         double progress = Math.Min(1.0, (double)(step - WarmupSteps) / Math.Max(1, TotalSteps - WarmupSteps));
         return min + 0.5 * (max - min) * (1 + Math.Cos(Math.PI * progress));
+    }
+}
+
+/// <summary>One stage of a length curriculum: <see cref="Steps"/> optimizer steps at sequence length <see cref="Seq"/>.</summary>
+public readonly record struct SeqStage(int Seq, int Steps)
+{
+    /// <summary>Formats stages as "16x1500,256x200" (empty for none).</summary>
+    public static string Format(IEnumerable<SeqStage> stages) =>
+        string.Join(",", stages.Select(s => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{s.Seq}x{s.Steps}")));
+
+    /// <summary>Parses "16x1500,256x200" (lengths accept K suffixes); throws <see cref="MemoException"/> on bad input.</summary>
+    public static SeqStage[] Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (string.IsNullOrWhiteSpace(text) || text.Trim() == "0") return [];
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var stages = new SeqStage[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            int x = parts[i].IndexOf('x', StringComparison.OrdinalIgnoreCase);
+            if (x <= 0 || !Sizes.TryParseCount(parts[i][..x], out long seq) || seq < 1 || seq > int.MaxValue
+                || !int.TryParse(parts[i][(x + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int steps))
+                throw new MemoException($"curriculum stage '{parts[i]}' is not SEQxSTEPS; write stages like 16x1500,256x200");
+            stages[i] = new SeqStage((int)seq, steps);
+        }
+        return stages;
     }
 }
 

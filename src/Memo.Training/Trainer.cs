@@ -10,6 +10,9 @@ namespace Memo.Training;
 public sealed record StepMetrics(long Step, double Loss, double LearningRate, double GradNorm, double StepMs, double TokensPerSecond,
     long AnswersCorrect, long AnswersTotal, long NativeBytes, long NativePeakBytes, StepMemoryMetrics Memory)
 {
+    /// <summary>The sequence length the step trained at (below the run's length during a length curriculum).</summary>
+    public int Seq { get; init; }
+
     /// <summary>Recall accuracy over the step's answer positions, or NaN when the data has none.</summary>
     public double Accuracy => AnswersTotal == 0 ? double.NaN : (double)AnswersCorrect / AnswersTotal;
 }
@@ -61,22 +64,32 @@ public sealed class Trainer : IDisposable
     /// <summary>Optimizer steps completed.</summary>
     public long Step { get; set; }
 
+    /// <summary>Tokens per optimizer step at the full sequence length.</summary>
     public long TokensPerStep => (long)Batch * Seq * GradAccum;
+
+    /// <summary>The sequence length of the next step (shorter than <see cref="Seq"/> during a length curriculum).</summary>
+    public int CurrentSeq => Hyper.SeqAt(Step, Seq);
+
+    /// <summary>Batch rows at sequence length <paramref name="seq"/>: a curriculum stage keeps the tokens per step of the full length.</summary>
+    public int Rows(int seq) => seq >= Seq ? Batch : (int)Math.Max(1, (long)Batch * Seq / seq);
 
     public StepMetrics TrainStep()
     {
         var sw = Stopwatch.StartNew();
         Model.ZeroGrads();
-        float scale = (float)(1.0 / TokensPerStep);
+        int seq = CurrentSeq, rows = Rows(seq), n = rows * seq;
+        long tokens = (long)n * GradAccum;
+        float scale = (float)(1.0 / tokens);
         double loss = 0;
         long correct = 0, total = 0;
         StepMemoryMetrics? mem = null;
         for (int micro = 0; micro < GradAccum; micro++)
         {
-            Data.NextBatch(Batch, Seq, _inputs, _targets, _mask);
-            bool wantPredictions = _mask.AsSpan().IndexOfAnyExcept((byte)0) >= 0;
-            loss += Model.Step(Batch, Seq, _inputs, _targets, backward: true, scale, wantPredictions ? _predictions : default);
-            if (wantPredictions) Count(ref correct, ref total);
+            Data.NextBatch(rows, seq, _inputs, _targets, _mask);
+            bool wantPredictions = _mask.AsSpan(0, n).IndexOfAnyExcept((byte)0) >= 0;
+            loss += Model.Step(rows, seq, _inputs.AsSpan(0, n), _targets.AsSpan(0, n), backward: true, scale,
+                wantPredictions ? _predictions.AsSpan(0, n) : default);
+            if (wantPredictions) Count(n, ref correct, ref total);
             var m = Model.LastMetrics;
             mem = mem == null ? m : new StepMemoryMetrics(Math.Max(mem.DevicePeakBytes, m.DevicePeakBytes), Math.Max(mem.HostPeakBytes, m.HostPeakBytes),
                 mem.SwappedBytes + m.SwappedBytes, mem.RecomputedTokens + m.RecomputedTokens, mem.CopyMs + m.CopyMs, mem.ExposedCopyMs + m.ExposedCopyMs,
@@ -87,8 +100,8 @@ public sealed class Trainer : IDisposable
         double norm = Optimizer.Update(Hyper, lr);
         Step++;
         double ms = sw.Elapsed.TotalMilliseconds;
-        return new StepMetrics(Step, loss, lr, norm, ms, TokensPerStep / (ms / 1000.0), correct, total,
-            NativeMemoryStats.Current, NativeMemoryStats.Peak, mem!);
+        return new StepMetrics(Step, loss, lr, norm, ms, tokens / (ms / 1000.0), correct, total,
+            NativeMemoryStats.Current, NativeMemoryStats.Peak, mem!) { Seq = seq };
     }
 
     /// <summary>Loss and recall accuracy on <paramref name="batches"/> batches from <paramref name="source"/>, without updating.</summary>
@@ -100,14 +113,14 @@ public sealed class Trainer : IDisposable
         {
             source.NextBatch(Batch, Seq, _inputs, _targets, _mask);
             loss += Model.Step(Batch, Seq, _inputs, _targets, backward: false, 1f, _predictions);
-            Count(ref correct, ref total);
+            Count(_mask.Length, ref correct, ref total);
         }
         return (loss / Math.Max(1, batches), correct, total);
     }
 
-    private void Count(ref long correct, ref long total)
+    private void Count(int n, ref long correct, ref long total)
     {
-        for (int i = 0; i < _mask.Length; i++)
+        for (int i = 0; i < n; i++)
         {
             if (_mask[i] == 0) continue;
             total++;

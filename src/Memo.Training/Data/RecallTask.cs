@@ -13,6 +13,10 @@ namespace Memo.Training.Data;
 ///   [ValueFirst, +ValueCount)  values
 ///   [FillerFirst, alphabet)    filler    alphabet = min(vocab_size, 256)
 /// </code>
+/// <para>Filler is either a pattern (<see cref="RecallFiller.Pattern"/>, the default: the same
+/// <see cref="PatternLength"/> filler ids repeated in order from a random phase, like the repeated sentences of the
+/// passkey-retrieval test, so the haystack itself is predictable and the loss concentrates on the needles) or
+/// independent random filler ids (<see cref="RecallFiller.Random"/>: a noisy haystack, much slower to learn).</para>
 /// <para>A sample of T+1 tokens:</para>
 /// <code>
 ///   |&lt;-- context: first T/4 tokens --&gt;|&lt;------------ filler ------------&gt;|&lt;- 3Q tokens -&gt;|
@@ -23,7 +27,8 @@ namespace Memo.Training.Data;
 /// one of the context's keys (a random permutation of them, cycled when Q &gt; K). The answer mask
 /// marks the positions whose target is a query's v (the position holding the queried k), so the
 /// model must recall a value seen at least about 3T/4 - 3Q tokens earlier.
-/// Defaults scale with T: K = Q = clamp(T/32, 1, min(16, KeyCount)).
+/// The default is passkey retrieval: K = Q = 1, one needle in a pattern haystack. K &gt; 1 is multi-query
+/// associative recall (every query needs a key-matching lookup, learned much more slowly).
 /// </summary>
 public sealed class RecallTask : IBatchSource
 {
@@ -33,15 +38,19 @@ public sealed class RecallTask : IBatchSource
     public const int MinVocabSize = 64;
     public const int MinSeqLen = 8;
 
+    /// <summary>Distinct filler ids of the pattern haystack.</summary>
+    public const int PatternLength = 1;
+
     private readonly int _pairs;
     private readonly int _queries;
     private long _position;
 
     /// <param name="seed">Selects the data; the same seed yields the same samples.</param>
     /// <param name="vocabSize">The model's vocab_size (&gt;= 64).</param>
-    /// <param name="pairs">Key-value pairs per sample (K); 0 = scaled to T.</param>
-    /// <param name="queries">Queries per sample (Q); 0 = scaled to T.</param>
-    public RecallTask(ulong seed, int vocabSize, int pairs = 0, int queries = 0)
+    /// <param name="pairs">Key-value pairs per sample (K, at least 1; 1 = passkey retrieval).</param>
+    /// <param name="queries">Queries per sample (Q); 0 = as many as pairs.</param>
+    /// <param name="filler">The haystack: a repeated pattern (default) or random ids.</param>
+    public RecallTask(ulong seed, int vocabSize, int pairs = 1, int queries = 0, RecallFiller filler = RecallFiller.Pattern)
     {
         if (vocabSize < MinVocabSize)
             throw new MemoException($"recall task: vocab_size {vocabSize} is too small (needs >= {MinVocabSize} ids for markers, keys, values and filler); use a model with a larger vocabulary");
@@ -51,12 +60,13 @@ public sealed class RecallTask : IBatchSource
         ValueFirst = KeyFirst + KeyCount;
         ValueCount = KeyCount;
         FillerFirst = ValueFirst + ValueCount;
-        if (pairs < 0 || pairs > KeyCount)
+        if (pairs < 1 || pairs > KeyCount)
             throw new MemoException($"recall task: {pairs} key-value pairs requested, but there are {KeyCount} distinct keys at vocab_size {vocabSize}; use 1..{KeyCount}");
         ArgumentOutOfRangeException.ThrowIfNegative(queries);
         Seed = seed;
         _pairs = pairs;
-        _queries = queries;
+        _queries = queries > 0 ? queries : pairs;
+        Filler = filler;
     }
 
     public string Name => TaskName;
@@ -78,19 +88,24 @@ public sealed class RecallTask : IBatchSource
 
     public int FillerCount => Alphabet - FillerFirst;
 
+    public RecallFiller Filler { get; }
+
     public string Description =>
         $"recall task (seed {Seed}; keys {KeyFirst}..{ValueFirst - 1}, values {ValueFirst}..{FillerFirst - 1}, filler {FillerFirst}..{Alphabet - 1}; " +
-        $"pairs {(_pairs == 0 ? "auto" : _pairs)}, queries {(_queries == 0 ? "auto" : _queries)})";
+        $"{(_pairs == 1 ? "passkey, " : "")}pairs {_pairs}, queries {_queries}, {(Filler == RecallFiller.Pattern ? $"pattern filler of {PatternLength} ids" : "random filler")})";
 
     public int MinVocab => Alphabet;
 
     public long Position => _position;
 
     /// <summary>Key-value pairs per sample at sequence length <paramref name="T"/>.</summary>
-    public int PairsFor(int T) => _pairs > 0 ? _pairs : Math.Clamp(T / 32, 1, Math.Min(16, KeyCount));
+    public int PairsFor(int T) => _pairs;
 
     /// <summary>Queries per sample at sequence length <paramref name="T"/>.</summary>
-    public int QueriesFor(int T) => _queries > 0 ? _queries : Math.Clamp(T / 32, 1, Math.Min(16, KeyCount));
+    public int QueriesFor(int T) => _queries;
+
+    /// <summary>The fewest tokens between a needle's value and the query that asks for it, at length <paramref name="T"/>.</summary>
+    public int MinDistance(int T) => T + 1 - 3 * _queries - ContextLength(T) + 2;
 
     /// <summary>Length of the context region (where the pairs are) at sequence length <paramref name="T"/>.</summary>
     public static int ContextLength(int T) => T / 4;
@@ -127,8 +142,17 @@ public sealed class RecallTask : IBatchSource
 
         // Sample token s[p] lives in inputs[0] for p = 0 and in targets[p - 1] for p = 1..T.
         int filler = FillerFirst, fillerCount = FillerCount;
-        inputs[0] = filler + rng.Below(fillerCount);
-        for (int p = 0; p < T; p++) targets[p] = filler + rng.Below(fillerCount);
+        if (Filler == RecallFiller.Pattern)
+        {
+            int phase = rng.Below(PatternLength);
+            inputs[0] = filler + phase;
+            for (int p = 0; p < T; p++) targets[p] = filler + (p + 1 + phase) % PatternLength;
+        }
+        else
+        {
+            inputs[0] = filler + rng.Below(fillerCount);
+            for (int p = 0; p < T; p++) targets[p] = filler + rng.Below(fillerCount);
+        }
         answerMask.Clear();
 
         // K distinct keys in random order, each with a random value.
@@ -223,4 +247,14 @@ public sealed class RecallTask : IBatchSource
     public void Dispose()
     {
     }
+}
+
+/// <summary>The haystack of the recall task.</summary>
+public enum RecallFiller
+{
+    /// <summary>A fixed sequence of <see cref="RecallTask.PatternLength"/> filler ids, repeated from a random phase.</summary>
+    Pattern,
+
+    /// <summary>Independent uniformly random filler ids.</summary>
+    Random,
 }

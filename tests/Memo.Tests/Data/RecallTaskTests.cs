@@ -55,15 +55,18 @@ public sealed class RecallTaskTests
     }
 
     [Theory]
-    [InlineData(64, 16, 1)]
-    [InlineData(256, 512, 2)]
-    [InlineData(50257, 4096, 2)]
-    [InlineData(100, 1000, 1)]
-    public void Answers_are_the_values_paired_with_the_queried_keys_far_back(int vocab, int T, int B)
+    [InlineData(64, 16, 1, 1, RecallFiller.Pattern)]
+    [InlineData(256, 512, 2, 1, RecallFiller.Pattern)]
+    [InlineData(256, 512, 2, 16, RecallFiller.Random)]
+    [InlineData(50257, 4096, 2, 1, RecallFiller.Pattern)]
+    [InlineData(50257, 4096, 2, 8, RecallFiller.Random)]
+    [InlineData(100, 1000, 1, 4, RecallFiller.Pattern)]
+    public void Answers_are_the_values_paired_with_the_queried_keys_far_back(int vocab, int T, int B, int pairs, RecallFiller fill)
     {
-        using var task = new RecallTask(11, vocab);
+        using var task = new RecallTask(11, vocab, pairs, filler: fill);
         int K = task.PairsFor(T), Q = task.QueriesFor(T), ctx = RecallTask.ContextLength(T);
-        Assert.Equal(Math.Clamp(T / 32, 1, Math.Min(16, task.KeyCount)), K);
+        Assert.Equal(pairs, K);
+        Assert.Equal(pairs, Q);
         for (int k = 0; k < 2; k++)
         {
             var (inp, tgt, mask) = Batch(task, B, T);
@@ -100,8 +103,11 @@ public sealed class RecallTaskTests
                 }
                 Assert.Equal(Q, answers);
                 Assert.Equal(Q, s.Count(x => x == RecallTask.QueryToken));
-                var filler = s.Where(x => x >= task.FillerFirst).Count();
-                Assert.Equal(T + 1 - 2 * K - 3 * Q, filler);
+                var filler = s.Where(x => x >= task.FillerFirst).ToList();
+                Assert.Equal(T + 1 - 2 * K - 3 * Q, filler.Count);
+                if (fill == RecallFiller.Pattern) Assert.All(filler, x => Assert.InRange(x, task.FillerFirst, task.FillerFirst + RecallTask.PatternLength - 1));
+                else Assert.True(filler.Distinct().Count() > RecallTask.PatternLength, "random filler uses many ids");
+                Assert.All(Enumerable.Range(0, T).Where(t => mask[b * T + t] != 0), t => Assert.True(t - ctx + 1 >= task.MinDistance(T)));
             }
         }
     }
@@ -109,7 +115,7 @@ public sealed class RecallTaskTests
     [Fact]
     public void Accuracy_counts_only_masked_positions()
     {
-        using var task = new RecallTask(1, 256);
+        using var task = new RecallTask(1, 256, pairs: 16);
         var (_, tgt, mask) = Batch(task, 2, 512);
         Assert.Equal((32L, 32L), AnswerAccuracy.Count(tgt, tgt, mask));
         var wrong = (int[])tgt.Clone();
@@ -175,5 +181,23 @@ public sealed class RecallTaskTests
         Assert.Equal(64, small.MinVocab);
         var e = Assert.Throws<MemoException>(() => Tasks.Create("copy", 1, 256));
         Assert.Equal("unknown task 'copy'; available tasks: recall", e.Message);
+    }
+
+    [Fact]
+    public void Task_options_select_pairs_queries_and_filler()
+    {
+        using var passkey = (RecallTask)Tasks.Create("recall", 1, 256);
+        Assert.Equal((1, 1, RecallFiller.Pattern), (passkey.PairsFor(1024), passkey.QueriesFor(1024), passkey.Filler));
+        Assert.Contains("passkey", passkey.Description, StringComparison.Ordinal);
+        using var mqar = (RecallTask)Tasks.Create("recall:pairs=8, queries=12,filler=random", 1, 256);
+        Assert.Equal((8, 12, RecallFiller.Random), (mqar.PairsFor(1024), mqar.QueriesFor(1024), mqar.Filler));
+        Assert.Equal("task 'recall:pairs=x': pairs must be a positive whole number (got 'x')",
+            Assert.Throws<MemoException>(() => Tasks.Create("recall:pairs=x", 1, 256)).Message);
+        Assert.Contains("filler must be pattern or random (got 'noise')",
+            Assert.Throws<MemoException>(() => Tasks.Create("recall:filler=noise", 1, 256)).Message, StringComparison.Ordinal);
+        Assert.Contains("unknown option 'keys'",
+            Assert.Throws<MemoException>(() => Tasks.Create("recall:keys=3", 1, 256)).Message, StringComparison.Ordinal);
+        Assert.Contains("option 'pairs' is not key=value",
+            Assert.Throws<MemoException>(() => Tasks.Create("recall:pairs", 1, 256)).Message, StringComparison.Ordinal);
     }
 }
