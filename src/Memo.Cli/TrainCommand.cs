@@ -36,7 +36,7 @@ internal static class TrainCommand
     {
         var model = CliOptions.Text("--model", "preset name or config.json path", DefaultModel);
         var data = CliOptions.Text("--data", "training data: a text file (byte tokens) or llm.c token shard(s) (.bin file or directory)");
-        var task = CliOptions.Text("--task", $"built-in synthetic task when no --data is given ({string.Join(", ", Tasks.Names)})", DefaultTask);
+        var task = CliOptions.Text("--task", $"built-in synthetic task when no --data is given ({string.Join(", ", Tasks.Names)}); recall takes options: recall:pairs=K,queries=Q,filler=pattern|random (default: passkey, K = Q = 1, pattern)", DefaultTask);
         var seq = CliOptions.Count("--seq", "sequence length T (e.g. 256, 4K)", DefaultSeq);
         var batch = CliOptions.Int("--batch", "sequences per micro-batch B", DefaultBatch);
         var accum = CliOptions.Int("--grad-accum", "micro-batches per optimizer step", 1);
