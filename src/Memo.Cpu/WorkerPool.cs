@@ -11,8 +11,12 @@ namespace Memo.Cpu;
 /// </summary>
 /// <remarks>
 /// Work is claimed from one 64-bit ticket, (call number &lt;&lt; 32) | next index, by compare-and-swap,
-/// so a worker that wakes late can never claim an index of a later call. The caller waits only for
-/// the indices that were claimed to finish, never for idle workers to be scheduled.
+/// so a worker that wakes late can never claim an index of a later call. When a call's indices are all
+/// done the caller closes its ticket (index <see cref="int.MaxValue"/>) before the next call publishes its
+/// count: otherwise a late worker holding the finished call's ticket (index = its count) could read the
+/// next, larger count and claim that index with the old ticket, running it twice and finishing the next
+/// call's count early. The caller waits only for the indices that were claimed to finish, never for idle
+/// workers to be scheduled.
 /// </remarks>
 public sealed unsafe class WorkerPool : IDisposable
 {
@@ -101,6 +105,9 @@ public sealed unsafe class WorkerPool : IDisposable
             RunShare(gen);
             var spin = new SpinWait();
             while (Volatile.Read(ref _completed) < count) spin.SpinOnce(sleep1Threshold: -1);
+            // Close this call before the next one writes its count (see the remarks): a worker that
+            // read the ticket at (gen, count) now fails its compare-and-swap whatever count it reads.
+            Interlocked.Exchange(ref _ticket, ((long)gen << 32) | int.MaxValue);
             _body = null;
             _state = null;
             _error?.Throw();
