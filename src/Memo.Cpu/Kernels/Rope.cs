@@ -23,6 +23,7 @@ public static unsafe class Rope
         public long SeqLen;
         public int Heads;
         public int HeadDim;
+        public float SinSign;
     }
 
     /// <summary>cos and sin tables, each [maxPos, D/2], computed in double and rounded to float.</summary>
@@ -58,15 +59,15 @@ public static unsafe class Rope
     /// </summary>
     public static void Forward(float* x, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen,
         float* cos, float* sin, WorkerPool pool)
-        => Run(x, rowStride, rows, heads, headDim, rowOffset, seqLen, cos, sin, pool, &ForwardRows);
+        => Run(x, rowStride, rows, heads, headDim, rowOffset, seqLen, cos, sin, pool, 1f);
 
     /// <summary>Applies the inverse rotation to dx in place (the gradient of <see cref="Forward"/>).</summary>
     public static void Backward(float* dx, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen,
         float* cos, float* sin, WorkerPool pool)
-        => Run(dx, rowStride, rows, heads, headDim, rowOffset, seqLen, cos, sin, pool, &BackwardRows);
+        => Run(dx, rowStride, rows, heads, headDim, rowOffset, seqLen, cos, sin, pool, -1f);
 
     private static void Run(float* x, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen,
-        float* cos, float* sin, WorkerPool pool, delegate*<long, long, void*, void> body)
+        float* cos, float* sin, WorkerPool pool, float sinSign)
     {
         if (rows <= 0 || heads <= 0) return;
         CheckHeadDim(headDim);
@@ -75,9 +76,9 @@ public static unsafe class Rope
         var a = new Args
         {
             X = x, Cos = cos, Sin = sin, RowStride = rowStride, RowOffset = rowOffset, SeqLen = seqLen,
-            Heads = heads, HeadDim = headDim,
+            Heads = heads, HeadDim = headDim, SinSign = sinSign,
         };
-        KernelSplit.Run(rows, KernelSplit.PerChunk(rows, (long)heads * headDim), body, &a, pool);
+        KernelSplit.Run(rows, KernelSplit.PerChunk(rows, (long)heads * headDim), &RotateRows, &a, pool);
     }
 
     private static void CheckHeadDim(int headDim)
@@ -88,11 +89,16 @@ public static unsafe class Rope
         }
     }
 
+    // One rotation for both directions: sin is multiplied by SinSign (+1 forward, -1 backward, the
+    // transpose: dlo = dlo' * c + dhi' * s; dhi = dhi' * c - dlo' * s). Negation is exact, so the
+    // backward gives the same bits as writing its signs out.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardRows(long start, long end, void* p)
+    private static void RotateRows(long start, long end, void* p)
     {
         var a = (Args*)p;
         int half = a->HeadDim / 2;
+        float sign = a->SinSign;
+        var vsign = Vector256.Create(sign);
         for (long r = start; r < end; r++)
         {
             long pos = (a->RowOffset + r) % a->SeqLen;
@@ -109,51 +115,15 @@ public static unsafe class Rope
                     var vl = Vector256.Load(lo + i);
                     var vh = Vector256.Load(hi + i);
                     var vc = Vector256.Load(c + i);
-                    var vs = Vector256.Load(s + i);
+                    var vs = Vector256.Load(s + i) * vsign;
                     (vl * vc - vh * vs).Store(lo + i);
                     (vh * vc + vl * vs).Store(hi + i);
                 }
                 for (; i < half; i++)
                 {
-                    float l = lo[i], u = hi[i];
-                    lo[i] = l * c[i] - u * s[i];
-                    hi[i] = u * c[i] + l * s[i];
-                }
-            }
-        }
-    }
-
-    // The transpose of the rotation: dlo = dlo' * c + dhi' * s; dhi = dhi' * c - dlo' * s.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BackwardRows(long start, long end, void* p)
-    {
-        var a = (Args*)p;
-        int half = a->HeadDim / 2;
-        for (long r = start; r < end; r++)
-        {
-            long pos = (a->RowOffset + r) % a->SeqLen;
-            float* c = a->Cos + pos * half;
-            float* s = a->Sin + pos * half;
-            float* row = a->X + r * a->RowStride;
-            for (int h = 0; h < a->Heads; h++)
-            {
-                float* lo = row + (long)h * a->HeadDim;
-                float* hi = lo + half;
-                int i = 0;
-                for (; i <= half - 8; i += 8)
-                {
-                    var vl = Vector256.Load(lo + i);
-                    var vh = Vector256.Load(hi + i);
-                    var vc = Vector256.Load(c + i);
-                    var vs = Vector256.Load(s + i);
-                    (vl * vc + vh * vs).Store(lo + i);
-                    (vh * vc - vl * vs).Store(hi + i);
-                }
-                for (; i < half; i++)
-                {
-                    float l = lo[i], u = hi[i];
-                    lo[i] = l * c[i] + u * s[i];
-                    hi[i] = u * c[i] - l * s[i];
+                    float l = lo[i], u = hi[i], si = s[i] * sign;
+                    lo[i] = l * c[i] - u * si;
+                    hi[i] = u * c[i] + l * si;
                 }
             }
         }
