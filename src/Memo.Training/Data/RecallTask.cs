@@ -41,8 +41,6 @@ public sealed class RecallTask : IBatchSource
     /// <summary>Distinct filler ids of the pattern haystack.</summary>
     public const int PatternLength = 1;
 
-    private readonly int _pairs;
-    private readonly int _queries;
     private long _position;
 
     /// <param name="seed">Selects the data; the same seed yields the same samples.</param>
@@ -64,8 +62,8 @@ public sealed class RecallTask : IBatchSource
             throw new MemoException($"recall task: {pairs} key-value pairs requested, but there are {KeyCount} distinct keys at vocab_size {vocabSize}; use 1..{KeyCount}");
         ArgumentOutOfRangeException.ThrowIfNegative(queries);
         Seed = seed;
-        _pairs = pairs;
-        _queries = queries > 0 ? queries : pairs;
+        Pairs = pairs;
+        Queries = queries > 0 ? queries : pairs;
         Filler = filler;
     }
 
@@ -92,20 +90,20 @@ public sealed class RecallTask : IBatchSource
 
     public string Description =>
         $"recall task (seed {Seed}; keys {KeyFirst}..{ValueFirst - 1}, values {ValueFirst}..{FillerFirst - 1}, filler {FillerFirst}..{Alphabet - 1}; " +
-        $"{(_pairs == 1 ? "passkey, " : "")}pairs {_pairs}, queries {_queries}, {(Filler == RecallFiller.Pattern ? $"pattern filler of {PatternLength} ids" : "random filler")})";
+        $"{(Pairs == 1 ? "passkey, " : "")}pairs {Pairs}, queries {Queries}, {(Filler == RecallFiller.Pattern ? $"pattern filler of {PatternLength} ids" : "random filler")})";
 
     public int MinVocab => Alphabet;
 
     public long Position => _position;
 
-    /// <summary>Key-value pairs per sample at sequence length <paramref name="T"/>.</summary>
-    public int PairsFor(int T) => _pairs;
+    /// <summary>Key-value pairs per sample (K).</summary>
+    public int Pairs { get; }
 
-    /// <summary>Queries per sample at sequence length <paramref name="T"/>.</summary>
-    public int QueriesFor(int T) => _queries;
+    /// <summary>Queries per sample (Q).</summary>
+    public int Queries { get; }
 
     /// <summary>The fewest tokens between a needle's value and the query that asks for it, at length <paramref name="T"/>.</summary>
-    public int MinDistance(int T) => T + 1 - 3 * _queries - ContextLength(T) + 2;
+    public int MinDistance(int T) => T + 1 - 3 * Queries - ContextLength(T) + 2;
 
     /// <summary>Length of the context region (where the pairs are) at sequence length <paramref name="T"/>.</summary>
     public static int ContextLength(int T) => T / 4;
@@ -131,7 +129,7 @@ public sealed class RecallTask : IBatchSource
     public void Sample(long index, int T, Span<int> inputs, Span<int> targets, Span<byte> answerMask)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
-        int K = PairsFor(T), Q = QueriesFor(T);
+        int K = Pairs, Q = Queries;
         CheckFits(T, K, Q);
         if (inputs.Length < T || targets.Length < T || answerMask.Length < T)
             throw new ArgumentException($"each row span must hold T = {T} elements");

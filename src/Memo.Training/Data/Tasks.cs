@@ -18,33 +18,36 @@ public static class Tasks
         int colon = spec.IndexOf(':', StringComparison.Ordinal);
         string name = (colon < 0 ? spec : spec[..colon]).Trim().ToLowerInvariant();
         var args = ParseArgs(spec, colon < 0 ? "" : spec[(colon + 1)..]);
-        switch (name)
+        return name switch
         {
-            case RecallTask.TaskName:
-                int pairs = 1, queries = 0;
-                var filler = RecallFiller.Pattern;
-                foreach (var (k, v) in args)
-                {
-                    switch (k)
-                    {
-                        case "pairs": pairs = Int(spec, k, v); break;
-                        case "queries": queries = Int(spec, k, v); break;
-                        case "filler":
-                            filler = v switch
-                            {
-                                "pattern" => RecallFiller.Pattern,
-                                "random" => RecallFiller.Random,
-                                _ => throw new MemoException($"task '{spec}': filler must be pattern or random (got '{v}')"),
-                            };
-                            break;
-                        default: throw new MemoException($"task '{spec}': unknown option '{k}'; recall takes pairs=N, queries=N, filler=pattern|random");
-                    }
-                }
-                return new RecallTask(seed, vocabSize, pairs, queries, filler);
-            default:
-                throw new MemoException($"unknown task '{name}'; available tasks: {string.Join(", ", Names)}");
-        }
+            RecallTask.TaskName => CreateRecall(spec, args, seed, vocabSize),
+            _ => throw new MemoException($"unknown task '{name}'; available tasks: {string.Join(", ", Names)}"),
+        };
     }
+
+    private static RecallTask CreateRecall(string spec, List<(string Key, string Value)> args, ulong seed, int vocabSize)
+    {
+        int pairs = 1, queries = 0;
+        var filler = RecallFiller.Pattern;
+        foreach (var (k, v) in args)
+        {
+            switch (k)
+            {
+                case "pairs": pairs = Int(spec, k, v); break;
+                case "queries": queries = Int(spec, k, v); break;
+                case "filler": filler = Filler(spec, v); break;
+                default: throw new MemoException($"task '{spec}': unknown option '{k}'; recall takes pairs=N, queries=N, filler=pattern|random");
+            }
+        }
+        return new RecallTask(seed, vocabSize, pairs, queries, filler);
+    }
+
+    private static RecallFiller Filler(string spec, string value) => value switch
+    {
+        "pattern" => RecallFiller.Pattern,
+        "random" => RecallFiller.Random,
+        _ => throw new MemoException($"task '{spec}': filler must be pattern or random (got '{value}')"),
+    };
 
     private static List<(string Key, string Value)> ParseArgs(string spec, string text)
     {

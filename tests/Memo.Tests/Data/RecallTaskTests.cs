@@ -64,7 +64,7 @@ public sealed class RecallTaskTests
     public void Answers_are_the_values_paired_with_the_queried_keys_far_back(int vocab, int T, int B, int pairs, RecallFiller fill)
     {
         using var task = new RecallTask(11, vocab, pairs, filler: fill);
-        int K = task.PairsFor(T), Q = task.QueriesFor(T), ctx = RecallTask.ContextLength(T);
+        int K = task.Pairs, Q = task.Queries, ctx = RecallTask.ContextLength(T);
         Assert.Equal(pairs, K);
         Assert.Equal(pairs, Q);
         for (int k = 0; k < 2; k++)
@@ -187,10 +187,10 @@ public sealed class RecallTaskTests
     public void Task_options_select_pairs_queries_and_filler()
     {
         using var passkey = (RecallTask)Tasks.Create("recall", 1, 256);
-        Assert.Equal((1, 1, RecallFiller.Pattern), (passkey.PairsFor(1024), passkey.QueriesFor(1024), passkey.Filler));
+        Assert.Equal((1, 1, RecallFiller.Pattern), (passkey.Pairs, passkey.Queries, passkey.Filler));
         Assert.Contains("passkey", passkey.Description, StringComparison.Ordinal);
         using var mqar = (RecallTask)Tasks.Create("recall:pairs=8, queries=12,filler=random", 1, 256);
-        Assert.Equal((8, 12, RecallFiller.Random), (mqar.PairsFor(1024), mqar.QueriesFor(1024), mqar.Filler));
+        Assert.Equal((8, 12, RecallFiller.Random), (mqar.Pairs, mqar.Queries, mqar.Filler));
         Assert.Equal("task 'recall:pairs=x': pairs must be a positive whole number (got 'x')",
             Assert.Throws<MemoException>(() => Tasks.Create("recall:pairs=x", 1, 256)).Message);
         Assert.Contains("filler must be pattern or random (got 'noise')",
