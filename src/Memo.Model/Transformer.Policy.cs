@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Memo.Cpu.Device;
+using Memo.Backends;
 using Memo.Model.Memory;
 
 namespace Memo.Model;
@@ -32,8 +32,8 @@ public sealed unsafe partial class Transformer
         private readonly int _layers;
         private readonly LayerBuffers[] _sets;      // keep/recompute: one per layer; swap/memo: the two slots
         private readonly long[][] _setOffsets;      // arena offset of each row of each set (-1 when absent)
-        private readonly CopyEngine? _copy;
-        private readonly NativeBuffer? _host;
+        private readonly ICopyStream? _copy;
+        private readonly IHostStore? _host;
         private readonly long[][]? _hostOffsets;    // [layer][row]
         private readonly StreamEvent[] _outDone;
         private readonly StreamEvent[] _inDone;
@@ -136,8 +136,8 @@ public sealed unsafe partial class Transformer
                     }
                 }
                 _hostCapacity = off;
-                _host = new NativeBuffer(Math.Max(off, 64), zero: false);
-                _copy = new CopyEngine("memo-copy");
+                _host = m._k.CreateHostStore(off);
+                _copy = m._k.CreateCopyStream("memo-copy");
             }
             else
             {
@@ -227,8 +227,7 @@ public sealed unsafe partial class Transformer
             {
                 if (lb.Saved[i] == null) continue;
                 long bytes = (_swapAllTokens[i] ? _n : _swapRows) * _rowBytesPerToken[i];
-                byte* dst = (byte*)_host!.Pointer + _hostOffsets![layer][i];
-                _copy!.Copy(lb.Saved[i], dst, bytes, null, null);
+                _copy!.ToHost(lb.Saved[i], _host!, _hostOffsets![layer][i], bytes, null, null);
                 _swappedBytes += bytes;
                 hostEnd = Math.Max(hostEnd, _hostOffsets[layer][i] + bytes);
             }
@@ -289,7 +288,7 @@ public sealed unsafe partial class Transformer
                         {
                             if (lb.Saved[i] == null) continue;
                             long bytes = (_swapAllTokens[i] ? _n : _swapRows) * _rowBytesPerToken[i];
-                            _copy!.Copy((byte*)_host!.Pointer + _hostOffsets![next][i], lb.Saved[i], bytes, null, null);
+                            _copy!.FromHost(_host!, _hostOffsets![next][i], lb.Saved[i], bytes, null, null);
                         }
                         _copy!.Record(_inDone[next]);
                     }
@@ -330,7 +329,7 @@ public sealed unsafe partial class Transformer
                 if (_setOffsets[s][i] < 0 || (skipInput && i == _m._inv.Input)) continue;
                 long bytes = _n * _rowBytesPerToken[i];
                 if (_copy != null) _copy.PoisonFill(_m._arena.Base + _setOffsets[s][i], bytes);
-                else CopyEngine.FillNaN(_m._arena.Base + _setOffsets[s][i], bytes);
+                else _m._k.Fill(bytes / sizeof(float), (float*)(_m._arena.Base + _setOffsets[s][i]), float.NaN);
             }
         }
 

@@ -1,7 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using Memo.Cpu.Kernels;
+using Memo.Backends;
+using Memo.Cpu;
 using Memo.Planner;
 
 namespace Memo.Model.Memory;
@@ -61,7 +62,7 @@ public sealed class MemoryLayout
     /// <summary>Planned peaks within this factor of the lower bound are taken from the first (flat) plan.</summary>
     public const double TargetRatio = 1.005;
 
-    private static readonly ConcurrentDictionary<(ModelConfig, int, int, Policy, int), MemoryLayout> Cache = new();
+    private static readonly ConcurrentDictionary<(ModelConfig, int, int, Policy, Workspaces), MemoryLayout> Cache = new();
     private const int CacheLimit = 512;
 
     private readonly Dictionary<string, int> _index = [];
@@ -132,9 +133,24 @@ public sealed class MemoryLayout
     public static MemoryLayout Build(ModelConfig cfg, int batch, int seq, Policy policy, int threads, bool cached = true)
     {
         ArgumentNullException.ThrowIfNull(cfg);
-        var key = (cfg, batch, seq, policy, threads);
+        return Build(cfg, batch, seq, policy, Workspaces.ForCpu(threads, cfg), cached);
+    }
+
+    /// <summary>The layout for a backend: its workspaces are sized by <paramref name="backend"/>.</summary>
+    public static MemoryLayout Build(ModelConfig cfg, int batch, int seq, Policy policy, IBackend backend, bool cached = true)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        ArgumentNullException.ThrowIfNull(backend);
+        return Build(cfg, batch, seq, policy, Workspaces.Of(backend, cfg), cached);
+    }
+
+    /// <summary>The layout with explicit workspace sizes.</summary>
+    public static MemoryLayout Build(ModelConfig cfg, int batch, int seq, Policy policy, Workspaces workspaces, bool cached = true)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        var key = (cfg, batch, seq, policy, workspaces);
         if (cached && Cache.TryGetValue(key, out var hit)) return hit;
-        var layout = Describe(cfg, batch, seq, policy, threads);
+        var layout = Describe(cfg, batch, seq, policy, workspaces);
         layout.Plan();
         if (Cache.Count >= CacheLimit) Cache.Clear();
         Cache.TryAdd(key, layout);
@@ -142,7 +158,7 @@ public sealed class MemoryLayout
     }
 
     /// <summary>The buffers and lifespans of one iteration, not yet planned (every offset 0).</summary>
-    private static MemoryLayout Describe(ModelConfig cfg, int batch, int seq, Policy policy, int threads)
+    private static MemoryLayout Describe(ModelConfig cfg, int batch, int seq, Policy policy, Workspaces workspaces)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(seq, 1);
@@ -200,7 +216,7 @@ public sealed class MemoryLayout
                     break;
             }
         }
-        m.Add("attn_work", MemoryCategory.Workspaces, Attention.WorkspaceFloats(threads, cfg.HeadDim) * 4, t.Attention(0), t.Backward(0) + 1);
+        m.Add("attn_work", MemoryCategory.Workspaces, workspaces.AttentionBytes, t.Attention(0), t.Backward(0) + 1);
         // Out/down-projection output of the forward (recomputation in backward uses d_h instead).
         m.Add("tmp", MemoryCategory.Workspaces, n * c * 4, t.Mlp(0), t.FinalNorm);
         m.Add("final_input", MemoryCategory.KeptActivations, n * c * 4, t.Mlp(layers - 1), t.FinalNormBackward + 1);
@@ -209,6 +225,7 @@ public sealed class MemoryLayout
         m.Add("final_rstd", MemoryCategory.KeptActivations, n * 4, t.FinalNorm, t.FinalNormBackward + 1);
         m.Add("logits", MemoryCategory.Workspaces, (long)Transformer.HeadChunkRows * cfg.VocabSize * 4, t.Head, t.Head + 1);
         m.Add("losses", MemoryCategory.Workspaces, n * 4, t.Head, t.Head + 1);
+        m.Add("predictions", MemoryCategory.Workspaces, (long)Transformer.HeadChunkRows * 4, t.Head, t.Head + 1); // argmax of one head chunk
 
         // Backward workspaces. The head writes dL/d(final norm output) into d_h.
         long up = cfg.Family == ModelFamily.Llama ? 2 * f : f;
@@ -292,4 +309,14 @@ public sealed class MemoryLayout
         _index.Add(name, _buffers.Count);
         _buffers.Add(new DeviceBuffer(name, category, bytes, lower, upper, layer, row));
     }
+}
+
+/// <summary>Workspace bytes a backend asks for; they are buffers of the planned arena like any other.</summary>
+/// <param name="AttentionBytes">Scratch of attention forward and backward (<see cref="IBackend.AttentionWorkspaceBytes"/>).</param>
+public readonly record struct Workspaces(long AttentionBytes)
+{
+    public static Workspaces Of(IBackend backend, ModelConfig cfg) => new(backend.AttentionWorkspaceBytes(cfg.HeadDim));
+
+    /// <summary>The CPU backend's workspaces for a pool of <paramref name="threads"/>.</summary>
+    public static Workspaces ForCpu(int threads, ModelConfig cfg) => new(CpuBackend.AttentionWorkspaceBytesFor(threads, cfg.HeadDim));
 }

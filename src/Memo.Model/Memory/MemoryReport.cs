@@ -55,9 +55,9 @@ public static class MemoryReport
     };
 
     /// <summary>The one-line error when a policy does not fit the device budget: bytes needed, budget, and what would fit.</summary>
-    public static MemoException DoesNotFit(ModelConfig cfg, int batch, int seq, MemoryOptions options, int threads, long budget)
+    public static MemoException DoesNotFit(ModelConfig cfg, int batch, int seq, MemoryOptions options, Workspaces workspaces, long budget)
     {
-        var layout = MemoryLayout.Build(cfg, batch, seq, options.Policy, threads);
+        var layout = MemoryLayout.Build(cfg, batch, seq, options.Policy, workspaces);
         long need = layout.TotalBytes;
         var cats = layout.ByCategory;
         long resident = cats[MemoryCategory.Parameters] + cats[MemoryCategory.Gradients] + cats[MemoryCategory.OptimizerState];
@@ -67,7 +67,7 @@ public static class MemoryReport
                 $"--device-memory {Sizes.FormatBytes(budget)} is smaller than the parameters, gradients and optimizer state alone ({Sizes.FormatBytes(resident)}) of {cfg.Name}; no policy or sequence length fits — raise --device-memory or use a smaller model"));
         }
         var fits = Enum.GetValues<Policy>()
-            .Select(p => (Policy: p, Bytes: MemoryLayout.Build(cfg, batch, seq, p, threads).TotalBytes))
+            .Select(p => (Policy: p, Bytes: MemoryLayout.Build(cfg, batch, seq, p, workspaces).TotalBytes))
             .Where(x => x.Bytes <= budget)
             .OrderBy(x => x.Bytes)
             .Select(x => x.Policy.ToString().ToLowerInvariant())
@@ -78,7 +78,7 @@ public static class MemoryReport
         while (lo < hi)
         {
             int mid = (lo + hi + 1) / 2;
-            if (MemoryLayout.Build(cfg, batch, mid, options.Policy, threads).TotalBytes <= budget) lo = mid;
+            if (MemoryLayout.Build(cfg, batch, mid, options.Policy, workspaces).TotalBytes <= budget) lo = mid;
             else hi = mid - 1;
         }
         string seqHint = lo >= 1 ? $"--seq {lo} fits with --policy {options.Policy.ToString().ToLowerInvariant()}" : "no sequence length fits this policy";
