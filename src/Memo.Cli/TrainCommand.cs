@@ -137,7 +137,7 @@ internal static class TrainCommand
             a = v;
         }
         var p = MemoryOptions.ParsePolicy(policy);
-        if (a != null && p != Policy.Memo) throw new MemoException($"--alpha applies to --policy memo only (got --policy {policy})");
+        if (a != null && p != PolicyKind.Memo) throw new MemoException($"--alpha applies to --policy memo only (got --policy {policy})");
         long? d = device != null ? Sizes.ParseBytes(device, "--device-memory") : null;
         long? h = host != null ? Sizes.ParseBytes(host, "--host-memory") : null;
         if (d is <= 0) throw new MemoException("--device-memory must be positive");
@@ -213,7 +213,7 @@ internal static class TrainCommand
             var layout = MemoryLayout.Build(cfg, batch, seq, a.Memory.Policy, backend);
             long capacity = a.Memory.DeviceBudget ?? layout.TotalBytes;
             if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, batch, seq, a.Memory, Workspaces.Of(backend, cfg), capacity);
-            double alphaShown = a.Memory.Alpha ?? (a.Memory.Policy == Policy.Memo ? 1.0 : 0);
+            double alphaShown = a.Memory.Alpha ?? (a.Memory.Policy == PolicyKind.Memo ? 1.0 : 0);
             long hostBytes = MemoryReport.HostBytes(cfg, batch, seq, a.Memory.Policy, alphaShown);
             Console.WriteLine($"model   {cfg}");
             Console.WriteLine(MemoryReport.Describe(layout, capacity, hostBytes, alphaShown));

@@ -144,7 +144,7 @@ public sealed unsafe partial class Transformer : IDisposable
     /// <summary>The backend the model runs on.</summary>
     public IBackend Backend => _k;
 
-    private long UpWidth => Config.Family == ModelFamily.Llama ? 2L * Config.IntermediateSize : Config.IntermediateSize;
+    private long UpWidth => ActivationInventory.UpWidth(Config);
 
     public float* W(int index) => index < 0 ? null : Weights + Layout.Offset(index);
 
@@ -230,7 +230,7 @@ public sealed unsafe partial class Transformer : IDisposable
     public long HostStoreBytes => _policy.HostCapacity;
 
     /// <summary>The current memo alpha (1 for swap, 0 for keep and recompute).</summary>
-    public double Alpha => Memory.Policy switch { Policy.Memo => _policy.Alpha, Policy.Swap => 1, _ => 0 };
+    public double Alpha => Memory.Policy switch { PolicyKind.Memo => _policy.Alpha, PolicyKind.Swap => 1, _ => 0 };
 
     /// <summary>Measured memory and copy figures of the last step.</summary>
     public StepMemoryMetrics LastMetrics => _policy.Metrics;

@@ -7,20 +7,12 @@ namespace Memo.Model.Memory;
 public static class MemoryReport
 {
     /// <summary>Host bytes swapping needs for the layout's policy at <paramref name="alpha"/> (0 for keep/recompute).</summary>
-    public static long HostBytes(ModelConfig cfg, int batch, int seq, Policy policy, double alpha)
+    public static long HostBytes(ModelConfig cfg, int batch, int seq, PolicyKind policy, double alpha)
     {
-        if (policy is Policy.Keep or Policy.Recompute) return 0;
-        long n = (long)batch * seq;
-        long skel = 0, rest = 0;
-        foreach (var r in ActivationInventory.For(cfg))
-        {
-            if (!r.NeededByBackward) continue;
-            long b = r.ElementsPerToken(cfg) * 4;
-            if (r.Kind == ActivationKind.Skeleton || policy == Policy.Swap) skel += b;
-            else rest += b;
-        }
-        long swapRows = policy == Policy.Memo ? (long)Math.Floor(alpha * n) : n;
-        return Math.Max(0, cfg.NumLayers - 2) * (skel * n + rest * swapRows);
+        if (policy is PolicyKind.Keep or PolicyKind.Recompute) return 0;
+        var (skel, rest) = ActivationInventory.SavedBytesPerToken(cfg, sizeof(float));
+        long perLayer = MemoryPolicy.HostBytesPerLayer(skel, rest, (long)batch * seq, policy == PolicyKind.Swap ? 1.0 : alpha);
+        return checked(MemoryPolicy.SwappedLayers(cfg.NumLayers) * perLayer);
     }
 
     public static string Describe(MemoryLayout layout, long capacity, long hostBytes, double alpha)
@@ -35,9 +27,9 @@ public static class MemoryReport
         sb.AppendLine(string.Create(inv, $"  device {"peak (planned)",-20} {Sizes.FormatBytes(layout.TotalBytes),12}  of budget {Sizes.FormatBytes(capacity)}"));
         sb.AppendLine(string.Create(inv, $"  device {"most live at once",-20} {Sizes.FormatBytes(layout.LowerBound),12}  (lower bound; buffers with disjoint lifespans share memory)"));
         sb.AppendLine(string.Create(inv, $"  host   {"swap store",-20} {Sizes.FormatBytes(hostBytes),12}"));
-        if (layout.Policy == Policy.Memo)
+        if (layout.Policy == PolicyKind.Memo)
         {
-            int swapped = Math.Max(0, layout.Config.NumLayers - 2);
+            int swapped = MemoryPolicy.SwappedLayers(layout.Config.NumLayers);
             sb.AppendLine(string.Create(inv, $"  alpha  {alpha:0.###} for layers 0..{swapped - 1} (the last two layers are not swapped), re-chosen after step 1 from measured layer time and copy bandwidth unless --alpha is given"));
         }
         return sb.ToString().TrimEnd();
@@ -66,7 +58,7 @@ public static class MemoryReport
             return new MemoException(string.Create(CultureInfo.InvariantCulture,
                 $"--device-memory {Sizes.FormatBytes(budget)} is smaller than the parameters, gradients and optimizer state alone ({Sizes.FormatBytes(resident)}) of {cfg.Name}; no policy or sequence length fits — raise --device-memory or use a smaller model"));
         }
-        var fits = Enum.GetValues<Policy>()
+        var fits = Enum.GetValues<PolicyKind>()
             .Select(p => (Policy: p, Bytes: MemoryLayout.Build(cfg, batch, seq, p, workspaces).TotalBytes))
             .Where(x => x.Bytes <= budget)
             .OrderBy(x => x.Bytes)
