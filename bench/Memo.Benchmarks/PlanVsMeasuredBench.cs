@@ -123,9 +123,9 @@ internal static partial class PlanVsMeasuredBench
         {
             result[p] = p switch
             {
-                Policy.Keep => (PlanSearch.Plan(request, Strategy.Keep).Policy!, "keep"),
-                Policy.Recompute => (PlanSearch.Plan(request, Strategy.DeepSpeed).Policy!, "deepspeed"),
-                Policy.Memo => (PlanSearch.Plan(request, Strategy.Memo).Policy!, "memo"),
+                Policy.Keep => (StrategySearch.Plan(request, Strategy.Keep).Policy!, "keep"),
+                Policy.Recompute => (StrategySearch.Plan(request, Strategy.DeepSpeed).Policy!, "deepspeed"),
+                Policy.Memo => (StrategySearch.Plan(request, Strategy.Memo).Policy!, "memo"),
                 _ => (MemoryPolicy.Swap(layers), "(memo at alpha 1)"),
             };
         }
