@@ -250,7 +250,7 @@ public static class PlanCommand
         var console = Console(output);
         Header(console, request, showSeq: false);
         var t = new Table().Border(TableBorder.Rounded).Title("longest sequence that fits (multiple of 1K)");
-        foreach (var c in new[] { "strategy", "max seq", "tokens", "layout", "policy", "alpha", "device peak", "host / node", "step (s)", "MFU" }) t.AddColumn(c);
+        foreach (var c in new[] { "strategy", "max seq", "tokens", "layout", "policy", "features", "alpha", "device peak", "host / node", "step (s)", "MFU (causal)", "MFU (full attn)" }) t.AddColumn(c);
         foreach (var (s, (max, p)) in results)
         {
             bool any = max > 0;
@@ -260,11 +260,13 @@ public static class PlanCommand
                 any ? max.ToString("N0", Inv) : "-",
                 p.Layout?.ToString() ?? "-",
                 any ? Markup.Escape(p.PolicyDescription) : Markup.Escape(p.Reason),
+                any ? Markup.Escape(string.Join(", ", p.FeatureList)) : "-",
                 p.Alpha is double a && any ? a.ToString("0.000", Inv) : "-",
                 any && p.DevicePeakBytes is long pk ? Sizes.FormatBytes(pk) : "-",
                 any ? Sizes.FormatBytes(p.HostBytesPerNode) : "-",
                 p.StepSeconds is double st ? st.ToString("0.00", Inv) : "-",
-                p.Mfu is double m ? m.ToString("P1", Inv) : "-");
+                p.Mfu is double m ? m.ToString("P1", Inv) : "-",
+                p.MfuFullAttention is double mf ? mf.ToString("P1", Inv) : "-");
         }
         console.Write(t);
         Assumptions(console, request, o.Verbose);
