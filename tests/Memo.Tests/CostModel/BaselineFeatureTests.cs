@@ -178,29 +178,31 @@ public class BaselineFeatureTests
     }
 
     [Theory]
-    [InlineData(FeatureNames.Selective)]
-    [InlineData(FeatureNames.FullRecompute)]
-    [InlineData(FeatureNames.CpuCheckpointing)]
-    [InlineData(FeatureNames.Offload)]
-    [InlineData(FeatureNames.Pipeline)]
-    [InlineData(FeatureNames.Zero3)]
-    public void Each_feature_can_be_switched_off(string feature)
+    [InlineData(FeatureNames.Selective, Strategy.Megatron, "paper-7b", 8, 128 << 10)]
+    [InlineData(FeatureNames.Selective, Strategy.DeepSpeed, "paper-7b", 8, 128 << 10)]
+    [InlineData(FeatureNames.FullRecompute, Strategy.DeepSpeed, "paper-7b", 8, 256 << 10)]
+    [InlineData(FeatureNames.CpuCheckpointing, Strategy.DeepSpeed, "paper-7b", 8, 1 << 20)]
+    [InlineData(FeatureNames.Offload, Strategy.Megatron, "paper-7b", 8, 512 << 10)]
+    [InlineData(FeatureNames.Pipeline, Strategy.DeepSpeed, "paper-13b", 16, 128 << 10)]
+    [InlineData(FeatureNames.Zero3, Strategy.DeepSpeed, "paper-7b", 8, 1 << 20)]
+    public void Each_feature_is_used_where_it_helps_and_can_be_switched_off(string feature, Strategy strategy, string model, int gpus, long seq)
     {
-        // 7B on 16 GPUs at 2M: every baseline needs some of its features here.
-        var r = Request(2 << 20, gpus: 16) with { FragmentationFactor = 1.15, Without = new HashSet<string> { feature } };
-        foreach (var p in StrategySearch.PlanAll(r, [Strategy.Megatron, Strategy.DeepSpeed]))
+        var r = new PlanRequest { Model = Presets.Resolve(model), Seq = seq, Gpus = gpus, Device = DeviceProfile.A800 };
+        bool Uses(StrategyPlan p) => feature switch
         {
-            if (p.Layout is not { } lay) continue;
-            bool used = feature switch
-            {
-                FeatureNames.Selective => p.Features.SelectiveRecompute,
-                FeatureNames.FullRecompute => p.Policy!.Kind == PolicyKind.Recompute && p.Policy.RecomputedLayers > 0,
-                FeatureNames.CpuCheckpointing => p.Features.CpuCheckpointing,
-                FeatureNames.Offload => p.Features.OffloadedLayers > 0,
-                FeatureNames.Pipeline => lay.Pp > 1,
-                _ => lay.ZeroStage == 3,
-            };
-            Assert.False(used, $"{p.Strategy} uses {feature}: {p.Reason}");
-        }
+            FeatureNames.Selective => p.Features.SelectiveRecompute,
+            FeatureNames.FullRecompute => p.Policy!.Kind == PolicyKind.Recompute && p.Policy.RecomputedLayers > 0,
+            FeatureNames.CpuCheckpointing => p.Features.CpuCheckpointing,
+            FeatureNames.Offload => p.Features.OffloadedLayers > 0,
+            FeatureNames.Pipeline => p.Layout!.Value.Pp > 1,
+            _ => p.Layout!.Value.ZeroStage == 3,
+        };
+        var with = StrategySearch.Plan(r, strategy);
+        Assert.True(with.Fits, with.Reason);
+        Assert.True(Uses(with), $"{strategy} does not use {feature}: {string.Join(", ", with.FeatureList)}");
+        var without = StrategySearch.Plan(r with { Without = new HashSet<string> { feature } }, strategy);
+        if (without.Layout is not null) Assert.False(Uses(without), $"{strategy} still uses {feature}: {string.Join(", ", without.FeatureList)}");
+        // Taking a feature away never helps: the plan without it fits no better and runs no faster.
+        Assert.True(!without.Fits || without.StepSeconds >= with.StepSeconds, $"{without.StepSeconds} < {with.StepSeconds}");
     }
 }
