@@ -58,11 +58,14 @@ internal static class TrainCommand
         var hostMemory = CliOptions.Text("--host-memory", "host memory budget for swapped activations (default: what swapping needs)");
         var poison = CliOptions.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
         var dryRun = CliOptions.Flag("--dry-run", "print the memory report and stop before training");
+        var init = CliOptions.Text("--init", "start from the weights of this checkpoint directory (Memo's or a Hugging Face one: sharded, bf16/fp16/fp32) with a fresh optimizer");
+        var ropeTheta = CliOptions.Text("--rope-theta", "llama: new rope_theta (e.g. to extend the context of an --init model)");
+        var ropeScaling = CliOptions.Text("--rope-scaling", "llama: rope_scaling TYPE:key=value,... with TYPE linear, dynamic, llama3 or yarn and keys as in config.json (e.g. yarn:factor=4)");
 
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples,
+            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, init, ropeTheta, ropeScaling,
         };
         cmd.SetAction(p =>
         {
@@ -91,6 +94,9 @@ internal static class TrainCommand
                 Threads = p.GetValue(threads),
                 Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison)),
                 DryRun = p.GetValue(dryRun),
+                InitDir = p.GetValue(init),
+                RopeTheta = p.GetValue(ropeTheta),
+                RopeScalingText = p.GetValue(ropeScaling),
             };
             return Run(o);
         });
@@ -122,6 +128,26 @@ internal static class TrainCommand
         public int Threads { get; init; }
         public MemoryOptions Memory { get; init; } = new();
         public bool DryRun { get; init; }
+        public string? InitDir { get; init; }
+        public string? RopeTheta { get; init; }
+        public string? RopeScalingText { get; init; }
+    }
+
+    /// <summary>The model config of a new run: --init's checkpoint or --model, with --rope-theta/--rope-scaling applied.</summary>
+    internal static ModelConfig ResolveConfig(TrainArgs a)
+    {
+        if (a.InitDir != null && a.ModelGiven)
+            throw new MemoException("--init and --model both name a model; --init takes the config from the checkpoint, so drop --model");
+        var cfg = a.InitDir != null ? Checkpoint.ReadConfig(a.InitDir) : Presets.Resolve(a.Model);
+        double? theta = null;
+        if (a.RopeTheta != null)
+        {
+            if (!double.TryParse(a.RopeTheta, NumberStyles.Float, CultureInfo.InvariantCulture, out var t) || !(t > 0) || !double.IsFinite(t))
+                throw new MemoException($"--rope-theta must be a positive number (got '{a.RopeTheta}')");
+            theta = t;
+        }
+        var scaling = a.RopeScalingText != null ? RopeScaling.Parse(a.RopeScalingText) : null;
+        return cfg.WithRope(theta, scaling);
     }
 
     internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison)
@@ -154,6 +180,8 @@ internal static class TrainCommand
         TrainHyper hyper;
         if (a.ResumeDir != null)
         {
+            if (a.InitDir != null || a.RopeTheta != null || a.RopeScalingText != null)
+                throw new MemoException("--resume continues a run with its own config and weights: drop --init, --rope-theta and --rope-scaling");
             cfg = Checkpoint.ReadConfig(a.ResumeDir);
             resumed = PeekState(a.ResumeDir);
             dataSpec = resumed.DataDescription;
@@ -166,7 +194,7 @@ internal static class TrainCommand
         }
         else
         {
-            cfg = Presets.Resolve(a.Model);
+            cfg = ResolveConfig(a);
             dataSpec = a.Data != null ? "file:" + Path.GetFullPath(a.Data) : "task:" + a.Task;
             seed = (ulong)a.Seed;
             if (a.Batch < 1) throw new MemoException($"--batch must be at least 1 (got {a.Batch})");
@@ -224,6 +252,10 @@ internal static class TrainCommand
             trainer.Step = state.Step;
             source.Seek(state.DataPosition);
         }
+        else if (a.InitDir != null)
+        {
+            Checkpoint.LoadWeights(a.InitDir, model);
+        }
         else
         {
             Initializer.Initialize(model, seed);
@@ -238,6 +270,7 @@ internal static class TrainCommand
         if (hyper.Curriculum.Count > 0)
             console.WriteLine($"length curriculum {SeqStage.Format(hyper.Curriculum)} (SEQxSTEPS), then {seq} from step {hyper.CurriculumSteps + 1}");
         if (resumed != null) console.WriteLine($"resumed from {a.ResumeDir} at step {trainer.Step}");
+        if (a.InitDir != null) console.WriteLine($"weights from {a.InitDir} (fresh optimizer)");
 
         using var logWriter = a.LogFile != null ? OpenLog(a.LogFile, append: resumed != null) : null;
         var history = new List<StepMetrics>();

@@ -95,7 +95,8 @@ public sealed unsafe partial class Transformer : IDisposable
         {
             _ropeCos = Buf("rope_cos");
             _ropeSin = Buf("rope_sin");
-            var (cos, sin) = Rope.Table(maxSeq, config.HeadDim, config.RopeTheta);
+            var (invFreq, scale) = RopeFrequencies.Compute(config, maxSeq);
+            var (cos, sin) = Rope.Table(maxSeq, invFreq, scale);
             cos.CopyTo(new Span<float>(_ropeCos, cos.Length));
             sin.CopyTo(new Span<float>(_ropeSin, sin.Length));
         }

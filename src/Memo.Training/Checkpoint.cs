@@ -70,22 +70,15 @@ public static unsafe class Checkpoint
         return ModelConfig.FromJson(File.ReadAllText(path), path);
     }
 
-    /// <summary>Loads a checkpoint's weights into <paramref name="model"/>, checking every name and shape first.</summary>
+    /// <summary>
+    /// Loads a checkpoint's weights into <paramref name="model"/>, checking every name and shape first: Memo's own
+    /// checkpoints and Hugging Face ones as published (sharded with model.safetensors.index.json, F32/F16/BF16).
+    /// </summary>
     public static void LoadWeights(string dir, Transformer model)
     {
-        string path = Path.Combine(dir, ModelFile);
-        if (!File.Exists(path)) throw new MemoException($"{path} is missing; the checkpoint is incomplete — re-save it");
-        using var reader = SafeTensorsReader.Open(path);
-        var tensors = HfNames.For(model.Layout);
-        foreach (var t in tensors)
-        {
-            if (!reader.Contains(t.Name))
-                throw new MemoException($"{path}: tensor '{t.Name}' is missing; the file was written for another model than its config.json describes");
-            var info = reader.Get(t.Name);
-            if (!info.Shape.SequenceEqual(t.Shape))
-                throw new MemoException($"{path}: tensor '{t.Name}' has shape {info.ShapeText} but the config expects [{string.Join(", ", t.Shape)}]; the weights do not match config.json");
-        }
-        foreach (var t in tensors) HfNames.Import(model.Layout, t, reader.ReadF32(t.Name), model.Weights);
+        if (!HfWeights.Exists(dir)) throw new MemoException($"{Path.Combine(dir, ModelFile)} is missing; the checkpoint is incomplete — re-save it");
+        using var weights = HfWeights.Open(dir);
+        weights.LoadInto(model.Layout, model.Weights);
     }
 
     /// <summary>Loads the optimizer moments and returns the trainer state of a checkpoint.</summary>
