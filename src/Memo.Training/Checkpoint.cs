@@ -14,7 +14,7 @@ public sealed record TrainerState(long Step, long AdamStep, long DataPosition, s
 /// <summary>
 /// Checkpoint directories: <c>config.json</c> and <c>model.safetensors</c> (Hugging Face names and
 /// layouts), and <c>trainer.safetensors</c> with the AdamW moments plus the step, data position, seed and
-/// hyperparameters as metadata. A directory is written whole under a temporary name and renamed into
+/// hyperparameters as metadata; the tokenizer's files when the run has one. A directory is written whole under a temporary name and renamed into
 /// place, so a crash never leaves a half-written checkpoint and a failed save never damages the old one.
 /// </summary>
 public static unsafe class Checkpoint
@@ -24,7 +24,7 @@ public static unsafe class Checkpoint
     public const string TrainerFile = "trainer.safetensors";
 
     /// <summary>Writes the model (and, when given, the optimizer and trainer state) to <paramref name="dir"/> atomically.</summary>
-    public static void Save(string dir, Transformer model, AdamWOptimizer? optimizer = null, TrainerState? state = null)
+    public static void Save(string dir, Transformer model, AdamWOptimizer? optimizer = null, TrainerState? state = null, Memo.Text.TextTokenizer? tokenizer = null)
     {
         string full = Path.GetFullPath(dir);
         string parent = Path.GetDirectoryName(full) ?? ".";
@@ -37,6 +37,7 @@ public static unsafe class Checkpoint
             WriteFileAtomic(Path.Combine(tmp, ConfigFile), model.Config.ToJson());
             WriteTensors(Path.Combine(tmp, ModelFile), model.Layout, model.Weights, "weights");
             if (optimizer != null && state != null) WriteTrainer(Path.Combine(tmp, TrainerFile), model, optimizer, state);
+            tokenizer?.SaveTo(tmp); // beside config.json, as transformers keeps tokenizer.json / tokenizer.model
             ReplaceDirectory(tmp, full);
         }
         catch
