@@ -14,18 +14,20 @@ public sealed class TokenizerTests
 {
     private static string Dir => Path.Combine(AppContext.BaseDirectory, "Fixtures", "tokenizers");
 
-    private static JsonObject Expected => JsonNode.Parse(File.ReadAllText(Path.Combine(Dir, "expected.json")))!.AsObject();
+    /// <summary>expected.json (js-tiktoken, Tokenizers.js) or, for SentencePiece, expected-spm.json (the sentencepiece library, tools/reference/make_sentencepiece.py).</summary>
+    private static JsonObject Expected(string name) => JsonNode.Parse(File.ReadAllText(Path.Combine(Dir,
+        name.EndsWith(".model", StringComparison.Ordinal) ? "expected-spm.json" : "expected.json")))!.AsObject();
 
-    public static TheoryData<string> Names => new() { "gpt2", "r50k_base", "cl100k_base", "o200k_base", "tiny-bpe/tokenizer.json" };
+    public static TheoryData<string> Names => new() { "gpt2", "r50k_base", "cl100k_base", "o200k_base", "tiny-bpe/tokenizer.json", "tiny-spm/tokenizer.model" };
 
     private static TextTokenizer Open(string name) =>
-        TokenizerRegistry.Open(name.EndsWith(".json", StringComparison.Ordinal) ? Path.Combine(Dir, name) : name);
+        TokenizerRegistry.Open(name.Contains('/', StringComparison.Ordinal) ? Path.Combine(Dir, name) : name);
 
     [Theory]
     [MemberData(nameof(Names))]
     public void Ids_match_the_reference_implementation_and_decode_round_trips(string name)
     {
-        var expected = Expected;
+        var expected = Expected(name);
         var strings = expected["strings"]!.AsArray().Select(s => s!.GetValue<string>()).ToArray();
         var ids = expected["tokenizers"]![name]!.AsArray();
         using var tok = Open(name);
