@@ -33,14 +33,27 @@ internal static class TokenizeBench
 
         var libOne = new List<double>();
         var libAll = new List<double>();
-        var memoRuns = new List<(double MBs, double Wall, long RssMiB)>();
+        var memoRuns = new List<(double MBs, double Wall, long RssMiB, double CpuSeconds)>();
+        var inProc = new List<double>();
+        var libOneCpu = new List<double>();
+        var libAllCpu = new List<double>();
+        var inProcCpu = new List<double>();
+        using var self = Process.GetCurrentProcess();
+        double Cpu()
+        {
+            self.Refresh();
+            return self.TotalProcessorTime.TotalSeconds;
+        }
         for (int r = 0; r < rounds; r++)
         {
+            double c0 = Cpu();
             var sw = Stopwatch.StartNew();
             long n = 0;
             foreach (var d in docs) n += lib.EncodeToIds(d).Count;
             libOne.Add(sliceBytes / 1e6 / sw.Elapsed.TotalSeconds);
+            libOneCpu.Add(sliceBytes / 1e6 / (Cpu() - c0));
 
+            c0 = Cpu();
             sw.Restart();
             long total = 0;
             Parallel.ForEach(System.Collections.Concurrent.Partitioner.Create(0, docs.Length, 64), range =>
@@ -50,10 +63,21 @@ internal static class TokenizeBench
                 Interlocked.Add(ref total, c);
             });
             libAll.Add(sliceBytes / 1e6 / sw.Elapsed.TotalSeconds);
+            libAllCpu.Add(sliceBytes / 1e6 / (Cpu() - c0));
             if (total != n) throw new InvalidOperationException("parallel token count differs");
 
+            string o = Path.Combine(work, "out-inproc");
+            c0 = Cpu();
+            var res = Memo.Training.Data.TextToShards.Run(new Memo.Training.Data.TokenizeOptions
+            {
+                Tokenizer = tok, Inputs = [small], OutputDir = o, DocSeparator = "\n\n", ValFraction = 0.01,
+            });
+            inProc.Add(res.MegabytesPerSecond);
+            inProcCpu.Add(sliceBytes / 1e6 / (Cpu() - c0));
+            Directory.Delete(o, recursive: true);
+
             memoRuns.Add(RunMemo(memo, small, Path.Combine(work, "out-slice"), name));
-            Console.Error.WriteLine($"round {r + 1}: library 1 thread {BenchUtil.F(libOne[^1], "0.00")} MB/s, {Environment.ProcessorCount} threads {BenchUtil.F(libAll[^1], "0.00")} MB/s, memo tokenize {BenchUtil.F(memoRuns[^1].MBs, "0.00")} MB/s");
+            Console.Error.WriteLine($"round {r + 1}: library 1 thread {BenchUtil.F(libOne[^1], "0.00")} MB/s, {Environment.ProcessorCount} threads {BenchUtil.F(libAll[^1], "0.00")} MB/s, same pipeline in this process {BenchUtil.F(inProc[^1], "0.00")} MB/s, memo tokenize {BenchUtil.F(memoRuns[^1].MBs, "0.00")} MB/s");
         }
         var whole = RunMemo(memo, big, Path.Combine(work, "out-big"), name);
         string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
@@ -68,21 +92,27 @@ internal static class TokenizeBench
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Slice of {BenchUtil.F(sliceBytes / 1e6)} MB ({docs.Length} documents), {rounds} interleaved rounds, median (min - max) MB/s of UTF-8 input:");
         sb.AppendLine();
-        sb.AppendLine("| what | MB/s median | min - max |");
-        sb.AppendLine("|---|---|---|");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| library EncodeToIds, 1 thread, in memory | {BenchUtil.F(BenchUtil.Median(libOne), "0.00")} | {Spread(libOne)} |");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| library EncodeToIds, {Environment.ProcessorCount} threads, in memory | {BenchUtil.F(BenchUtil.Median(libAll), "0.00")} | {Spread(libAll)} |");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| `memo tokenize` ({Environment.ProcessorCount} threads, file to shards, process start included) | {BenchUtil.F(BenchUtil.Median(memoRuns.Select(m => m.MBs)), "0.00")} | {Spread(memoRuns.Select(m => m.MBs))} |");
+        sb.AppendLine("Wall-clock MB/s depends on how much of the 2 cores this process got; MB per CPU-second (input MB / (user + system CPU seconds)) is less sensitive to the other load.");
         sb.AppendLine();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Whole file: {BenchUtil.F(new FileInfo(big).Length / 1e6)} MB in {BenchUtil.F(whole.Wall, "0.0")} s wall = {BenchUtil.F(whole.MBs, "0.00")} MB/s (memo's own figure), peak RSS {whole.RssMiB} MiB (VmHWM of the memo process).");
+        sb.AppendLine("| what | MB/s median | min - max | MB per CPU-second median | min - max |");
+        sb.AppendLine("|---|---|---|---|---|");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| library EncodeToIds, 1 thread, in memory | {BenchUtil.F(BenchUtil.Median(libOne), "0.00")} | {Spread(libOne)} | {BenchUtil.F(BenchUtil.Median(libOneCpu), "0.00")} | {Spread(libOneCpu)} |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| library EncodeToIds, {Environment.ProcessorCount} threads, in memory | {BenchUtil.F(BenchUtil.Median(libAll), "0.00")} | {Spread(libAll)} | {BenchUtil.F(BenchUtil.Median(libAllCpu), "0.00")} | {Spread(libAllCpu)} |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| the same pipeline (TextToShards) in this warm process, file to shards | {BenchUtil.F(BenchUtil.Median(inProc), "0.00")} | {Spread(inProc)} | {BenchUtil.F(BenchUtil.Median(inProcCpu), "0.00")} | {Spread(inProcCpu)} |");
+        var memoCpu = memoRuns.Select(m => sliceBytes / 1e6 / m.CpuSeconds).ToList();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| `memo tokenize` ({Environment.ProcessorCount} threads, file to shards, process start included) | {BenchUtil.F(BenchUtil.Median(memoRuns.Select(m => m.MBs)), "0.00")} | {Spread(memoRuns.Select(m => m.MBs))} | {BenchUtil.F(BenchUtil.Median(memoCpu), "0.00")} | {Spread(memoCpu)} |");
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Whole file: {BenchUtil.F(new FileInfo(big).Length / 1e6)} MB in {BenchUtil.F(whole.Wall, "0.0")} s wall = {BenchUtil.F(whole.MBs, "0.00")} MB/s (memo's own figure), {BenchUtil.F(new FileInfo(big).Length / 1e6 / whole.CpuSeconds, "0.00")} MB per CPU-second, peak RSS {whole.RssMiB} MiB (VmHWM of the memo process, as memo reports it).");
         BenchUtil.Emit(args, sb.ToString());
         return 0;
     }
 
-    private static (double MBs, double Wall, long RssMiB) RunMemo(string memo, string input, string outDir, string tokenizer)
+    private static (double MBs, double Wall, long RssMiB, double CpuSeconds) RunMemo(string memo, string input, string outDir, string tokenizer)
     {
         if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
-        var psi = new ProcessStartInfo(memo, ["tokenize", input, "--tokenizer", tokenizer, "--output", outDir, "--doc-separator", "\\n\\n", "--val-fraction", "0.01"])
+        // /usr/bin/time reports the child's user and system CPU seconds.
+        string timeFile = outDir + ".time";
+        var psi = new ProcessStartInfo("/usr/bin/time", ["-o", timeFile, "-f", "%U %S", memo, "tokenize", input, "--tokenizer", tokenizer, "--output", outDir, "--doc-separator", "\\n\\n", "--val-fraction", "0.01"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -100,7 +130,9 @@ internal static class TokenizeBench
         double mbs = double.Parse(parts[1].Split(' ')[0], CultureInfo.InvariantCulture);
         long rss = long.Parse(parts[3].Split(' ')[2], CultureInfo.InvariantCulture);
         Directory.Delete(outDir, recursive: true);
-        return (mbs, wall, rss);
+        var t = File.ReadAllText(timeFile).Trim().Split('\n')[^1].Split(' ');
+        double cpu = double.Parse(t[0], CultureInfo.InvariantCulture) + double.Parse(t[1], CultureInfo.InvariantCulture);
+        return (mbs, wall, rss, cpu);
     }
 
     private static void Generate(string path, long size)

@@ -60,7 +60,8 @@ public sealed record TokenizeResult(long Documents, long InputBytes, long TrainT
 public static class TextToShards
 {
     private const int ReadChars = 1 << 20;
-    private const int BatchPieces = 32;
+    private const int BatchPieces = 4096;
+    private const int BatchChars = 4 << 20; // a batch is encoded by one parallel call: large enough that its start-up cost is noise
 
     public static TokenizeResult Run(TokenizeOptions o)
     {
@@ -92,7 +93,8 @@ public static class TextToShards
             long docs = 0, bytesRead = 0;
             var pieces = new List<(string Text, bool Starts, long Doc)>(BatchPieces);
             var results = new List<int>[BatchPieces];
-            for (int i = 0; i < results.Length; i++) results[i] = new List<int>(o.PieceChars / 2);
+            for (int i = 0; i < results.Length; i++) results[i] = [];
+            long batchChars = 0;
             int eot = tok.EndOfText.Value;
 
             void Flush()
@@ -102,6 +104,7 @@ public static class TextToShards
                 {
                     results[i].Clear();
                     tok.Encode(pieces[i].Text, results[i]);
+                    if (results[i].Capacity > 4 * results[i].Count + 4096) results[i].Capacity = results[i].Count; // keep memory bounded
                 });
                 for (int i = 0; i < n; i++)
                 {
@@ -110,6 +113,7 @@ public static class TextToShards
                     w.AddRange(results[i], tok.VocabSize);
                 }
                 pieces.Clear();
+                batchChars = 0;
                 o.Progress?.Invoke(bytesRead, totalBytes, train.Tokens + val.Tokens);
             }
 
@@ -118,7 +122,8 @@ public static class TextToShards
                 long doc = docs - 1;
                 if (text.Length == 0 && !starts) return;
                 pieces.Add((text, starts, doc));
-                if (pieces.Count == BatchPieces) Flush();
+                batchChars += text.Length;
+                if (pieces.Count == BatchPieces || batchChars >= BatchChars) Flush();
             }
 
             long before = 0;

@@ -120,3 +120,40 @@ public sealed class HfCheckpointTests(ITestOutputHelper output)
         Assert.Contains("model-00002-of-00003.safetensors", e.Message, StringComparison.Ordinal);
     }
 }
+
+/// <summary>`memo train --init DIR` from published layouts, and what `--save` writes.</summary>
+public sealed class InitFromHfTests
+{
+    [Theory]
+    [InlineData("hf-llama3-bf16", "model.layers.1.mlp.down_proj.weight", "model.layers.1.mlp.down_proj.weight")]
+    [InlineData("hf-gpt2-fp16", "h.0.attn.c_attn.weight", "transformer.h.0.attn.c_attn.weight")]
+    public void Init_loads_half_precision_shards_exactly_and_save_writes_transformers_names(string fixture, string published, string saved)
+    {
+        string dir = ReferenceModelTests.FixtureDir(fixture);
+        string work = MemoProcess.TempDir();
+        var r = MemoProcess.Run(work, "train", "--init", dir, "--data", Path.Combine(dir, "tokens.bin"), "--seq", "16", "--steps", "0", "--save", "out");
+        Assert.True(r.Exit == 0, r.Stderr);
+        using var weights = HfWeights.Open(dir);
+        var (reader, name) = weights.Find(published)!.Value;
+        var original = reader.ReadF32(name);
+        using var outReader = SafeTensorsReader.Open(Path.Combine(work, "out", "model.safetensors"));
+        Assert.Equal(SafeTensorDType.F32, outReader.Get(saved).DType);
+        Assert.Equal(original, outReader.ReadF32(saved)); // bf16/fp16 widen to fp32 exactly
+        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(work, "out", "config.json")))!.AsObject();
+        Assert.Equal("float32", cfg["torch_dtype"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Init_with_rope_scaling_trains_and_saves_the_extended_config()
+    {
+        string dir = ReferenceModelTests.FixtureDir("hf-yarn-bf16");
+        string work = MemoProcess.TempDir();
+        var r = MemoProcess.Run(work, "train", "--init", dir, "--data", Path.Combine(dir, "tokens.bin"), "--seq", "64", "--steps", "2",
+            "--rope-scaling", "linear:factor=2", "--save", "out");
+        Assert.True(r.Exit == 0, r.Stderr);
+        Assert.Contains("weights from", r.Stderr, StringComparison.Ordinal);
+        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(work, "out", "config.json")))!.AsObject();
+        Assert.Equal("linear", cfg["rope_scaling"]!["rope_type"]!.GetValue<string>());
+        Assert.Equal(512, cfg["max_position_embeddings"]!.GetValue<int>());
+    }
+}
