@@ -88,7 +88,7 @@ internal static class TokenizeBench
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Machine: {BenchUtil.Machine()}. Load average at the end: {load}. The machine was shared with other builds and tests while this ran: absolute figures are noisy, the rounds are interleaved.");
         sb.AppendLine();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Command: `Memo.Benchmarks {string.Join(' ', args)}`");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Command: `Memo.Benchmarks tokenize {string.Join(' ', args)}`");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Slice of {BenchUtil.F(sliceBytes / 1e6)} MB ({docs.Length} documents), {rounds} interleaved rounds, median (min - max) MB/s of UTF-8 input:");
         sb.AppendLine();
