@@ -81,7 +81,7 @@ public sealed class TokenShardSource : TokenStreamSource
             throw new MemoException($"{path}: not an llm.c token shard (magic {magic}, expected {TokenShards.Magic}); give .bin shards written by llm.c's data scripts or by Memo");
         int width = TokenShards.TokenBytes(version);
         if (width == 0)
-            throw new MemoException($"{path}: shard version {version} is not supported (1: llm.c uint16 tokens, {TokenShards.VersionU32}: Memo's uint32 tokens); re-create it with 'memo tokenize'");
+            throw new MemoException($"{path}: llm.c shard version {version} is not supported (expected 1: llm.c's uint16 tokens, or {TokenShards.VersionU32}: Memo's uint32 tokens); re-create it with 'memo tokenize'");
         int declared = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(12));
         if (version == TokenShards.VersionU32 && declared != 4)
             throw new MemoException($"{path}: shard version {version} holds 4-byte tokens but its header says {declared} bytes per token; the file is corrupt — re-create it");
