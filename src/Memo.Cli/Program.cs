@@ -17,9 +17,9 @@ public static class Program
 
     internal static IEnumerable<Command> Commands() =>
     [
-        TrainCommand.Create(),
-        EvalCommand.Create(),
-        SampleCommand.Create(),
+        Memo.Cli.Commands.Train.TrainCommand.Create(),
+        Memo.Cli.Commands.EvalCommand.Create(),
+        Memo.Cli.Commands.SampleCommand.Create(),
         Memo.Cli.Commands.PlanCommand.Create(),
         Memo.Cli.Commands.AllocateCommand.Create(),
         Memo.Cli.Commands.FragmentationCommand.Create(),
@@ -32,7 +32,7 @@ public static class Program
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            Console.Error.WriteLine($"memo: {parse.Errors[0].Message} (see 'memo {string.Join(' ', CommandPath(parse))} --help')");
+            Console.Error.WriteLine($"memo: {parse.Errors[0].Message} (see '{string.Join(' ', CommandPath(parse).Prepend("memo"))} --help')");
             return 2;
         }
         try

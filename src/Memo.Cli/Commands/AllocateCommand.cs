@@ -34,16 +34,15 @@ public static class AllocateCommand
 
     public static Command Create()
     {
-        var input = new Option<string>("--input", "-i") { Description = "Buffer trace: CSV with header id,lower,upper,size[,alignment] (minimalloc format).", Required = true };
-        var output = new Option<string>("--output", "-o") { Description = "Where to write the plan: the input columns plus offset.", Required = true };
-        var timeLimit = new Option<double>("--time-limit") { Description = "Solver time limit in seconds.", DefaultValueFactory = _ => 10 };
-        var solver = new Option<string>("--solver") { Description = "auto (best-fit, search, then CP-SAT), bestfit, cpsat or search.", DefaultValueFactory = _ => "auto" };
-        solver.AcceptOnlyFromAmong("auto", "bestfit", "cpsat", "search");
-        var threads = new Option<int>("--threads") { Description = "CP-SAT worker threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var input = OptionTable.Input();
+        var output = OptionTable.Output();
+        var timeLimit = OptionTable.TimeLimit(10);
+        var solver = OptionTable.Solver();
+        var threads = OptionTable.Threads();
         var capacity = new Option<long?>("--capacity") { Description = "Largest admissible peak in bytes; exit code 1 if the plan does not fit." };
         var alignment = new Option<long>("--alignment") { Description = "Every offset must be a multiple of this many bytes.", DefaultValueFactory = _ => 1 };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
-        var plot = new Option<string?>("--plot") { Description = "Also draw the plan to this PNG file." };
+        var json = OptionTable.Json();
+        var plot = OptionTable.Plot();
         var validate = new Option<bool>("--validate") { Description = "Check the plan with the independent validator." };
         var command = new Command("allocate", "Assign an offset to every buffer of a trace and write the memory plan.")
         {
@@ -55,7 +54,7 @@ public static class AllocateCommand
             Output = parse.GetRequiredValue(output),
             TimeLimit = parse.GetValue(timeLimit),
             Solver = Planners.Parse(parse.GetValue(solver) ?? "auto"),
-            Threads = parse.GetValue(threads),
+            Threads = Memo.Cli.Threads.Resolve(parse.GetValue(threads), Console.Error) ?? 0,
             Capacity = parse.GetValue(capacity),
             Alignment = parse.GetValue(alignment),
             Json = parse.GetValue(json),

@@ -5,21 +5,21 @@ using Memo.Model;
 using Memo.Training;
 using Memo.Training.Data;
 
-namespace Memo.Cli;
+namespace Memo.Cli.Commands;
 
 /// <summary><c>memo eval</c>: the loss of the first batch of a data file, and optionally its gradients.</summary>
 internal static class EvalCommand
 {
     public static Command Create()
     {
-        var checkpoint = CliOptions.Text("--checkpoint", "checkpoint directory (config.json + model.safetensors)");
+        var checkpoint = OptionTable.Checkpoint();
         checkpoint.Required = true;
-        var data = CliOptions.Text("--data", "a text file (byte tokens) or llm.c token shard(s)");
+        var data = OptionTable.Data();
         data.Required = true;
-        var seq = CliOptions.Count("--seq", "sequence length T", 256);
-        var batch = CliOptions.Int("--batch", "batch rows B", 1);
-        var grads = CliOptions.Text("--grads", "write the gradient of the loss for every parameter to this safetensors file");
-        var json = CliOptions.Flag("--json", "print {\"loss\": ...} instead of a line of text");
+        var seq = OptionTable.Seq(256);
+        var batch = OptionTable.Batch(1);
+        var grads = OptionTable.Text("--grads", "write the gradient of the loss for every parameter to this safetensors file");
+        var json = OptionTable.Json();
         var cmd = new Command("eval", "Print the mean cross-entropy of the first batch of a data file.") { checkpoint, data, seq, batch, grads, json };
         cmd.SetAction(p => Run(p.GetValue(checkpoint)!, p.GetValue(data)!, p.GetValue(seq), p.GetValue(batch), p.GetValue(grads), p.GetValue(json)));
         return cmd;

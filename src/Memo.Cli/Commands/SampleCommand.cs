@@ -3,20 +3,20 @@ using System.Text;
 using Memo.Model;
 using Memo.Training;
 
-namespace Memo.Cli;
+namespace Memo.Cli.Commands;
 
 /// <summary><c>memo sample</c>: greedy or temperature sampling from a checkpoint, with byte-level prompts.</summary>
 internal static class SampleCommand
 {
     public static Command Create()
     {
-        var checkpoint = CliOptions.Text("--checkpoint", "checkpoint directory (config.json + model.safetensors)");
+        var checkpoint = OptionTable.Checkpoint();
         checkpoint.Required = true;
-        var prompt = CliOptions.Text("--prompt", "prompt text (byte-level tokens)");
+        var prompt = OptionTable.Text("--prompt", "prompt text (byte-level tokens)");
         prompt.Required = true;
-        var tokens = CliOptions.Int("--tokens", "tokens to generate", 64);
-        var temperature = CliOptions.Double("--temperature", "0 for greedy decoding, otherwise softmax temperature", 0);
-        var seed = CliOptions.Int("--seed", "sampling seed", 1);
+        var tokens = OptionTable.Int("--tokens", "tokens to generate", 64);
+        var temperature = OptionTable.Double("--temperature", "0 for greedy decoding, otherwise softmax temperature", 0);
+        var seed = OptionTable.Seed(1);
         var cmd = new Command("sample", "Generate text from a checkpoint.") { checkpoint, prompt, tokens, temperature, seed };
         cmd.SetAction(p => Run(p.GetValue(checkpoint)!, p.GetValue(prompt)!, p.GetValue(tokens), p.GetValue(temperature), p.GetValue(seed)));
         return cmd;
