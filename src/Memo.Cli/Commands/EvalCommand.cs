@@ -25,11 +25,36 @@ internal static class EvalCommand
         return cmd;
     }
 
+    /// <summary>Gradients never go into a checkpoint directory, nor over a file that holds weights.</summary>
+    private static void CheckGradsPath(string gradsPath, string checkpointDir)
+    {
+        string grads = Path.GetFullPath(gradsPath);
+        string ck = Path.GetFullPath(checkpointDir).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        if (grads.StartsWith(ck, StringComparison.Ordinal))
+            throw new MemoException($"--grads {gradsPath} is inside the checkpoint directory {checkpointDir}; write the gradients elsewhere");
+        if (File.Exists(grads))
+        {
+            string? content = null;
+            try
+            {
+                using var reader = Memo.Model.IO.SafeTensorsReader.Open(grads);
+                content = reader.Metadata.GetValueOrDefault("memo_content");
+            }
+            catch (MemoException)
+            {
+                // not a safetensors file memo can read: replacing it is the user's call
+            }
+            if (content is "weights")
+                throw new MemoException($"--grads {gradsPath} holds model weights; write the gradients to another file");
+        }
+    }
+
     private static unsafe int Run(string dir, string dataPath, long seqLong, int batch, string? gradsPath, bool json)
     {
         if (batch < 1) throw new MemoException($"--batch must be at least 1 (got {batch})");
         if (seqLong < 1 || seqLong > int.MaxValue) throw new MemoException($"--seq must be between 1 and {int.MaxValue} (got {seqLong})");
         int seq = (int)seqLong;
+        if (gradsPath != null) CheckGradsPath(gradsPath, dir);
         var cfg = Checkpoint.ReadConfig(dir);
         if (cfg.HasLearnedPositions && seq > cfg.MaxPositions)
             throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of this gpt2 model; use --seq {cfg.MaxPositions} or less");

@@ -56,11 +56,12 @@ internal static class TrainCommand
         var hostMemory = OptionTable.HostMemory();
         var poison = OptionTable.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
         var dryRun = OptionTable.Flag("--dry-run", "print the memory report and stop before training");
+        var reschedule = OptionTable.Flag("--reschedule", "with --resume and --steps: stretch the learning-rate schedule to the new --steps (default: the original run's schedule continues, at its minimum after its last step)");
 
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, layers, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples,
+            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, reschedule,
         };
         cmd.SetAction(p =>
         {
@@ -88,6 +89,7 @@ internal static class TrainCommand
                 Threads = p.GetValue(threads),
                 Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison)),
                 DryRun = p.GetValue(dryRun),
+                Reschedule = p.GetValue(reschedule),
                 Given = given,
             };
             return Run(o);
@@ -119,6 +121,7 @@ internal static class TrainCommand
         public int? Threads { get; init; }
         public MemoryOptions Memory { get; init; } = new();
         public bool DryRun { get; init; }
+        public bool Reschedule { get; init; }
         public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
 
         public bool IsGiven(string flag) => Given.Contains(flag);
@@ -147,21 +150,29 @@ internal static class TrainCommand
     internal static int Run(TrainArgs a)
     {
         Threads.Apply(a.Threads, Console.Error);
+        if (a.Seed < 0) throw new MemoException($"--seed must be zero or more (got {a.Seed})");
+        if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
+        if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
+        if (a.Reschedule && (a.ResumeDir == null || !a.IsGiven("--steps"))) throw new MemoException("--reschedule stretches a resumed run's schedule to a new --steps; give it with --resume and --steps");
+
+        // Lock every checkpoint directory the run reads or writes before looking inside, so that a second run on
+        // the same directory stops here, and finish a save that a crash interrupted.
+        using var locks = a.DryRun ? null : Locks.Take(a);
+        if (a.ResumeDir != null && !a.DryRun && Checkpoint.Recover(a.ResumeDir) is { } repaired) Console.Error.WriteLine($"memo: {a.ResumeDir}: {repaired}");
         var s = a.ResumeDir != null ? FromResume(a) : FromFlags(a);
         var cfg = s.Config;
         if (cfg.HasLearnedPositions && s.Seq > cfg.MaxPositions)
             throw new MemoException($"--seq {s.Seq} exceeds max_position_embeddings {cfg.MaxPositions} of gpt2 model '{cfg.Name}'; use --seq {cfg.MaxPositions} or less");
-        if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
-        if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
 
         using var source = DataSpec.Open(s.DataSpec, s.Seed, cfg.VocabSize);
         if (a.DryRun) return DryRun(a, s);
+        Preflight.Check(a, cfg);
         using var model = new Transformer(cfg, s.Batch, s.Seq, null, a.Memory);
         using var trainer = new Trainer(model, source, s.Hyper, s.Batch, s.Seq, s.GradAccum);
         if (s.Resumed != null)
         {
-            Checkpoint.LoadWeights(a.ResumeDir!, model);
-            var state = Checkpoint.LoadTrainer(a.ResumeDir!, model, trainer.Optimizer);
+            string? id = Checkpoint.LoadWeights(a.ResumeDir!, model);
+            var state = Checkpoint.LoadTrainer(a.ResumeDir!, model, trainer.Optimizer, id);
             trainer.Step = state.Step;
             source.Seek(state.DataPosition);
         }
@@ -171,25 +182,83 @@ internal static class TrainCommand
         }
 
         TrainLog.Header(Console.Error, s, trainer, a.ResumeDir);
+        if (s.Resumed != null && trainer.Step >= s.TotalSteps)
+            Console.Error.WriteLine($"memo: the checkpoint is at step {trainer.Step}, the run's last; nothing to train (give --steps above {trainer.Step} to continue)");
         using var log = a.LogFile != null ? TrainLog.Open(a.LogFile, append: s.Resumed != null) : null;
-        var loop = new TrainLoop(trainer, s, a.CheckpointDir, a.CheckpointEvery, log);
-        loop.Run();
+        if (s.Resumed != null) log?.MarkResume(trainer.Step, a.ResumeDir!);
+        using var signals = new Interrupts();
+        var loop = new TrainLoop(trainer, s, a.CheckpointDir, a.CheckpointEvery, log, signals);
+        long? saved = loop.Run();
+        if (signals.Signal is { } signal)
+        {
+            string where = a.CheckpointDir == null
+                ? "no --checkpoint was given, nothing saved"
+                : saved is long st ? $"checkpoint {a.CheckpointDir} holds step {st}" : $"no checkpoint written";
+            Console.Error.WriteLine($"memo: interrupted by {signal.Name} after step {trainer.Step}; {where}");
+            return signal.ExitCode;
+        }
         if (loop.History.Count > 0) TrainLog.Summary(Console.Out, loop.History);
         if (a.EvalSamples > 0 && s.DataSpec.StartsWith("task:", StringComparison.Ordinal)) TrainLog.HeldOut(Console.Out, trainer, s.DataSpec, s.Seed, cfg.VocabSize, a.EvalSamples);
-        if (a.SaveDir != null)
-        {
-            Checkpoint.Save(a.SaveDir, model);
-            Console.Error.WriteLine($"saved model to {a.SaveDir}");
-        }
+        if (a.SaveDir != null) Save(a, loop, saved);
         return 0;
     }
+
+    /// <summary>
+    /// Writes --save. Into the --checkpoint directory, the final checkpoint already is the final model; into a
+    /// directory that holds a resumable checkpoint, the training state is written too, so a save never turns a
+    /// resumable checkpoint into one that cannot be resumed.
+    /// </summary>
+    private static void Save(TrainArgs a, TrainLoop loop, long? lastCheckpoint)
+    {
+        if (a.CheckpointDir != null && SameDir(a.SaveDir!, a.CheckpointDir) && lastCheckpoint == loop.Step)
+        {
+            Console.Error.WriteLine($"saved model to {a.SaveDir} (the final checkpoint, resumable)");
+            return;
+        }
+        bool resumable = File.Exists(Path.Combine(a.SaveDir!, Checkpoint.TrainerFile));
+        if (resumable) loop.SaveCheckpoint(a.SaveDir!);
+        else Checkpoint.Save(a.SaveDir!, loop.Model);
+        Console.Error.WriteLine($"saved model to {a.SaveDir}{(resumable ? " (with its training state: it was a resumable checkpoint)" : "")}");
+    }
+
+    internal static bool SameDir(string a, string b) =>
+        string.Equals(Path.GetFullPath(a).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
+
+    /// <summary>The flags a resumed run may change; every other flag must match the checkpoint or be left out.</summary>
+    private static readonly HashSet<string> ChangeableOnResume = new(StringComparer.Ordinal)
+    {
+        "--resume", "--steps", "--reschedule", "--log", "--threads", "--checkpoint", "--checkpoint-every", "--save", "--eval-samples",
+        "--policy", "--alpha", "--device-memory", "--host-memory", "--poison", "--dry-run",
+    };
 
     private static RunSetup FromResume(TrainArgs a)
     {
         var cfg = Checkpoint.ReadConfig(a.ResumeDir!);
         var resumed = PeekState(a.ResumeDir!);
+        var h = resumed.Hyper;
+        foreach (var flag in a.Given.Where(f => !ChangeableOnResume.Contains(f)).Order(StringComparer.Ordinal))
+        {
+            string? stored = flag switch
+            {
+                "--seq" => a.Seq == resumed.Seq ? null : resumed.Seq.ToString(CultureInfo.InvariantCulture),
+                "--batch" => a.Batch == resumed.Batch ? null : resumed.Batch.ToString(CultureInfo.InvariantCulture),
+                "--grad-accum" => a.GradAccum == resumed.GradAccum ? null : resumed.GradAccum.ToString(CultureInfo.InvariantCulture),
+                "--seed" => a.Seed >= 0 && (ulong)a.Seed == resumed.Seed ? null : resumed.Seed.ToString(CultureInfo.InvariantCulture),
+                "--lr" => a.Lr == h.LearningRate ? null : h.LearningRate.ToString("R", CultureInfo.InvariantCulture),
+                "--warmup" => a.Warmup == h.WarmupSteps ? null : h.WarmupSteps.ToString(CultureInfo.InvariantCulture),
+                "--data" => a.Data != null && "file:" + Path.GetFullPath(a.Data) == resumed.DataDescription ? null : resumed.DataDescription,
+                "--task" => "task:" + a.Task == resumed.DataDescription ? null : resumed.DataDescription,
+                "--curriculum" => SeqStage.Format(h.Curriculum),
+                "--model" or "--layers" => $"the config.json of {a.ResumeDir}",
+                _ => "the checkpoint's",
+            };
+            if (stored != null)
+                throw new MemoException($"{flag} cannot change when resuming (the checkpoint's run uses {stored}); drop {flag} to continue that run, or start a new run without --resume");
+        }
         long totalSteps = a.IsGiven("--steps") ? a.Steps : resumed.TotalSteps;
-        var hyper = resumed.Hyper with { TotalSteps = (int)totalSteps };
+        if (totalSteps < 0) throw new MemoException($"--steps must be zero or more (got {totalSteps})");
+        // The learning-rate schedule stays a function of the original total unless --reschedule asks for the new one.
+        var hyper = a.Reschedule ? h with { TotalSteps = (int)totalSteps } : h;
         return new RunSetup(cfg, resumed.DataDescription, resumed.Seed, resumed.Batch, resumed.Seq, resumed.GradAccum, totalSteps, hyper, resumed);
     }
 
@@ -227,7 +296,7 @@ internal static class TrainCommand
             WarmupSteps = a.Warmup ?? Math.Max(1, a.Steps / 20),
             Curriculum = stages,
         };
-        return new RunSetup(cfg, dataSpec, unchecked((ulong)a.Seed), a.Batch, (int)a.Seq, a.GradAccum, a.Steps, hyper, null);
+        return new RunSetup(cfg, dataSpec, (ulong)a.Seed, a.Batch, (int)a.Seq, a.GradAccum, a.Steps, hyper, null);
     }
 
     private static int DryRun(TrainArgs a, RunSetup s)

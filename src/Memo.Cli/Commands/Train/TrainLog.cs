@@ -16,11 +16,22 @@ internal static class TrainLog
     private const ulong HeldOutSalt = 0x5EED_0F_E7A1UL;
 
     /// <summary>The one-JSON-object-per-step log file.</summary>
-    internal sealed class StepLog(StreamWriter writer) : IDisposable
+    internal sealed class StepLog(StreamWriter writer, bool continues) : IDisposable
     {
         public void Write(StepMetrics m)
         {
             writer.WriteLine(Line(m));
+            writer.Flush();
+        }
+
+        /// <summary>
+        /// Marks a resume in a log that already has lines: <c>{"event":"resume","from_step":N,...}</c>; the step lines
+        /// after it continue from step N + 1 and replace those logged after N before the interruption.
+        /// </summary>
+        public void MarkResume(long step, string checkpoint)
+        {
+            if (!continues) return; // a fresh file repeats nothing
+            writer.WriteLine(new JsonObject { ["event"] = "resume", ["from_step"] = step, ["checkpoint"] = checkpoint }.ToJsonString());
             writer.Flush();
         }
 
@@ -31,7 +42,8 @@ internal static class TrainLog
     {
         string? parent = Path.GetDirectoryName(Path.GetFullPath(path));
         if (parent != null) Directory.CreateDirectory(parent);
-        return new StepLog(new StreamWriter(path, append, new UTF8Encoding(false)));
+        bool continues = append && File.Exists(path) && new FileInfo(path).Length > 0;
+        return new StepLog(new StreamWriter(path, append, new UTF8Encoding(false)), continues);
     }
 
     public static void Header(TextWriter w, TrainCommand.RunSetup s, Trainer trainer, string? resumeDir)

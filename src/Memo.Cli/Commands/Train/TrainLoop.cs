@@ -1,43 +1,58 @@
 // The step loop of memo train and its progress display: a Spectre progress bar on an interactive terminal,
-// otherwise about 30 plain lines on stderr. Checkpoints are written every --checkpoint-every steps and at the end.
+// otherwise about 30 plain lines on stderr. Checkpoints are written every --checkpoint-every steps and at the end;
+// after SIGINT or SIGTERM the loop stops once the current step is done and writes a checkpoint (when --checkpoint is set).
 using System.Globalization;
 using Memo.Training;
 using Spectre.Console;
 
 namespace Memo.Cli.Commands.Train;
 
-internal sealed class TrainLoop(Trainer trainer, TrainCommand.RunSetup setup, string? checkpointDir, int checkpointEvery, TrainLog.StepLog? log)
+internal sealed class TrainLoop(Trainer trainer, TrainCommand.RunSetup setup, string? checkpointDir, int checkpointEvery, TrainLog.StepLog? log, Interrupts interrupts)
 {
+    private long? _lastCheckpoint;
+
+    public Memo.Model.Transformer Model => trainer.Model;
+
+    /// <summary>Optimizer steps completed.</summary>
+    public long Step => trainer.Step;
+
     /// <summary>The steps this run trained, in order.</summary>
     public List<StepMetrics> History { get; } = [];
 
     private long Total => setup.TotalSteps;
 
-    public void Run()
+    /// <summary>Trains to the last step or to an interrupt; returns the step the last checkpoint written holds (null: none).</summary>
+    public long? Run()
     {
-        if (trainer.Step >= Total) return;
-        if (!Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive) RunWithProgress();
-        else RunPlain();
+        if (trainer.Step < Total)
+        {
+            if (!Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive) RunWithProgress();
+            else RunPlain();
+        }
+        if (interrupts.Signal != null && checkpointDir != null && _lastCheckpoint != trainer.Step && History.Count > 0) SaveCheckpoint(checkpointDir);
+        return _lastCheckpoint;
     }
 
     private void Steps(Action<StepMetrics> onStep)
     {
-        while (trainer.Step < Total)
+        while (trainer.Step < Total && interrupts.Signal == null)
         {
             var m = trainer.TrainStep();
             History.Add(m);
             if (!double.IsFinite(m.Loss)) throw new MemoException($"the loss became {m.Loss} at step {m.Step}; lower --lr");
             log?.Write(m);
-            if (checkpointDir != null && (trainer.Step % checkpointEvery == 0 || trainer.Step == Total)) SaveCheckpoint();
+            if (checkpointDir != null && (trainer.Step % checkpointEvery == 0 || trainer.Step == Total)) SaveCheckpoint(checkpointDir);
             onStep(m);
         }
     }
 
-    private void SaveCheckpoint()
+    /// <summary>Writes a resumable checkpoint of the current step to <paramref name="dir"/>.</summary>
+    public void SaveCheckpoint(string dir)
     {
         var t = trainer;
         var state = new TrainerState(t.Step, t.Optimizer.StepCount, t.Data.Position, setup.DataSpec, setup.Seed, t.Batch, t.Seq, t.GradAccum, setup.TotalSteps, t.Hyper);
-        Checkpoint.Save(checkpointDir!, t.Model, t.Optimizer, state);
+        Checkpoint.Save(dir, t.Model, t.Optimizer, state);
+        if (checkpointDir != null && TrainCommand.SameDir(dir, checkpointDir)) _lastCheckpoint = t.Step;
     }
 
     private static string Describe(StepMetrics m, long total) => string.Create(CultureInfo.InvariantCulture,
