@@ -18,7 +18,14 @@ public static class Planners
     public static PlanResult Solve(Problem problem, PlannerOptions? options = null)
     {
         options ??= PlannerOptions.Default;
-        return Create(options.Solver).Solve(problem, options);
+        try
+        {
+            return Create(options.Solver).Solve(problem, options);
+        }
+        catch (OverflowException)
+        {
+            throw new MemoException("the sizes, alignments and times of this problem overflow 64-bit arithmetic; use coarser units (fewer bytes per unit)");
+        }
     }
 
     /// <summary>Parses "auto", "bestfit", "cpsat" or "search" (case-insensitive).</summary>

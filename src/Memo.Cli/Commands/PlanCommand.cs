@@ -46,7 +46,7 @@ public static class PlanCommand
         var threads = OptionTable.Threads();
         var profile = new Option<string?>("--profile") { Description = "JSON profile file overriding fields of --gpu (keys as in --json's profile)" };
 
-        var cmd = new Command("plan", "Predict memory, step time and MFU of long-sequence training for memo, megatron, deepspeed and keep, before running it")
+        var cmd = new Command("plan", "Predict memory, step time and MFU of long-sequence training for memo, megatron, deepspeed and keep, before running it. Needs --model and --seq (or --max-seq or --sweep-seq instead of --seq). Exit code 3 when nothing fits.")
         {
             model, layers, seq, gpus, gpu, nodeHostMemory, hostMemory, deviceMemory, tp, cp, dp, strategy, batch, json, plot, sweep, maxSeq, measure, profile, threads,
         };
@@ -105,8 +105,24 @@ public static class PlanCommand
         public int? Threads { get; init; }
     }
 
+    /// <summary>Exit code when the command ran but no strategy fits (the table or JSON is still printed).</summary>
+    public const int NothingFitsExitCode = 3;
+
     /// <summary>Runs the command; throws <see cref="MemoException"/> for bad input.</summary>
     public static int Run(PlanOptions o, TextWriter output, TextWriter error, ILocalMeasure? local = null)
+    {
+        try
+        {
+            return RunChecked(o, output, error, local);
+        }
+        catch (OverflowException)
+        {
+            // The cost model's arithmetic is checked: a length or batch whose memory passes 2^63 bytes lands here.
+            throw new MemoException($"--seq {o.Seq ?? o.SweepSeq ?? "(searched)"} x --batch {o.Batch} is too large to plan: its memory passes {long.MaxValue} bytes; give a shorter --seq");
+        }
+    }
+
+    private static int RunChecked(PlanOptions o, TextWriter output, TextWriter error, ILocalMeasure? local)
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(output);
@@ -171,10 +187,13 @@ public static class PlanCommand
         }
         foreach (var n in notes) error.WriteLine("memo plan: " + n);
 
-        if (o.MaxSeq) return MaxSeqMode(request, strategies, o, output);
+        if (o.MaxSeq) return MaxSeqMode(request, strategies, o, output, error);
         if (o.SweepSeq is { } range) return SweepMode(request, PlanSearch.ParseSweep(range), strategies, o, output);
 
         var plans = PlanSearch.PlanAll(request, strategies);
+        int code = plans.Any(p => p.Fits) ? 0 : NothingFitsExitCode;
+        if (code != 0)
+            error.WriteLine($"memo plan: nothing fits: no strategy fits {cfg.Name} at {Sizes.FormatCount(request.Seq)} tokens x batch {request.Batch} on {request.Gpus} x {dev.Name}; try more --gpus, a shorter --seq, or --max-seq");
         if (o.Plot is { } path)
         {
             PlanPlots.Breakdown(plans, path, $"{cfg.Name}, {Sizes.FormatCount(request.Seq)} tokens, {request.Gpus} x {dev.Name}");
@@ -184,7 +203,7 @@ public static class PlanCommand
             var root = PlanJson.Request(request);
             root["strategies"] = PlanJson.Plans(plans);
             output.WriteLine(root.ToJsonString(PlanJson.Indented));
-            return 0;
+            return code;
         }
         var console = Console(output);
         Header(console, request);
@@ -193,12 +212,14 @@ public static class PlanCommand
         foreach (var p in plans) console.WriteLine($"{StrategyPlan.StrategyName(p.Strategy)}: {p.Reason}");
         Assumptions(console, dev);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
-        return 0;
+        return code;
     }
 
-    private static int MaxSeqMode(PlanRequest request, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output)
+    private static int MaxSeqMode(PlanRequest request, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output, TextWriter error)
     {
         var results = strategies.Select(s => (Strategy: s, Result: PlanSearch.MaxSeq(request, s))).ToArray();
+        int code = results.Any(r => r.Result.MaxSeq > 0) ? 0 : NothingFitsExitCode;
+        if (code != 0) error.WriteLine($"memo plan: nothing fits: no strategy fits {request.Model.Name} at any length on {request.Gpus} x {request.Device.Name}; try more --gpus");
         if (o.Plot is { } path) PlanPlots.Breakdown(results.Select(r => r.Result.Plan).ToArray(), path, $"{request.Model.Name} at its longest sequence, {request.Gpus} x {request.Device.Name}");
         if (o.Json)
         {
@@ -211,7 +232,7 @@ public static class PlanCommand
                 ["plan"] = PlanJson.Plan(r.Result.Plan),
             }).ToArray());
             output.WriteLine(root.ToJsonString(PlanJson.Indented));
-            return 0;
+            return code;
         }
         var console = Console(output);
         Header(console, request, showSeq: false);
@@ -235,7 +256,7 @@ public static class PlanCommand
         console.Write(t);
         Assumptions(console, request.Device);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
-        return 0;
+        return code;
     }
 
     private static int SweepMode(PlanRequest request, IReadOnlyList<long> seqs, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output)

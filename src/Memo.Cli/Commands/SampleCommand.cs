@@ -25,6 +25,7 @@ internal static class SampleCommand
     private static int Run(string dir, string prompt, int count, double temperature, int seed)
     {
         if (count < 0) throw new MemoException($"--tokens must be zero or more (got {count})");
+        if (seed < 0) throw new MemoException($"--seed must be zero or more (got {seed})");
         if (temperature < 0 || !double.IsFinite(temperature)) throw new MemoException($"--temperature must be 0 or a positive number (got {temperature})");
         var cfg = Checkpoint.ReadConfig(dir);
         if (cfg.VocabSize < 256) throw new MemoException($"prompts are byte-level tokens, but this model's vocab_size is {cfg.VocabSize} (< 256)");
