@@ -82,8 +82,21 @@ public static class AllocateCommand
             Alignment = settings.Alignment,
         };
         options.Check();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         Problem problem = PlanCsv.Read(settings.Input, settings.Capacity);
-        PlanResult result = Planners.Solve(problem, options);
+        // Long solves report progress on stderr: the stages of large inputs, and the time spent every second.
+        bool large = problem.Count >= LargeInput;
+        if (large) stderr.WriteLine(FormattableString.Invariant($"memo allocate: read {problem.Count:N0} buffers in {clock.Elapsed.TotalSeconds:F1} s; solving (time limit {settings.TimeLimit:0.##} s)"));
+        PlanResult result;
+        using (new Ticker(stderr, problem.Count, settings.TimeLimit))
+        {
+            result = Planners.Solve(problem, options);
+        }
+        if (large)
+        {
+            foreach (var line in result.Log) stderr.WriteLine("memo allocate: " + line);
+            stderr.WriteLine(FormattableString.Invariant($"memo allocate: solved in {result.Seconds:F1} s; writing {settings.Output}"));
+        }
         PlanCsv.Write(settings.Output, problem, result.Offsets);
         if (settings.Plot is not null)
             PlanPlot.Save(problem, result.Offsets, settings.Plot, $"{Path.GetFileName(settings.Input)}: {problem.Count} buffers, peak {result.Peak}, lower bound {result.LowerBound} ({result.Solver})");
@@ -99,6 +112,23 @@ public static class AllocateCommand
         if (check is { IsOk: false }) stderr.WriteLine($"memo allocate: the plan failed validation: {check.Message}");
         if (!fits) stderr.WriteLine($"memo allocate: peak {result.Peak} exceeds --capacity {settings.Capacity}; the plan was written anyway");
         return check is { IsOk: false } || !fits ? 1 : 0;
+    }
+
+    /// <summary>Inputs with at least this many buffers print their stages and the solver log to stderr.</summary>
+    internal const int LargeInput = 100_000;
+
+    /// <summary>Prints "solving: X s of Y s" to stderr every second while a solve runs (nothing for short solves).</summary>
+    private sealed class Ticker : IDisposable
+    {
+        private readonly Timer _timer;
+        private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+        public Ticker(TextWriter stderr, int buffers, double limit)
+        {
+            _timer = new Timer(_ => stderr.WriteLine(FormattableString.Invariant($"memo allocate: solving {buffers:N0} buffers: {_clock.Elapsed.TotalSeconds:F0} s of the {limit:0.##} s limit")), null, 1000, 1000);
+        }
+
+        public void Dispose() => _timer.Dispose();
     }
 
     private static string Json(Problem problem, PlanResult r, Settings s, PlanValidation? check, bool fits)

@@ -5,7 +5,11 @@ using Memo.Training;
 
 namespace Memo.Cli.Commands;
 
-/// <summary><c>memo sample</c>: greedy or temperature sampling from a checkpoint, with byte-level prompts.</summary>
+/// <summary>
+/// <c>memo sample</c>: greedy or temperature sampling from a checkpoint, with byte-level prompts, streamed to stdout as
+/// tokens come; a notice on stderr says when the model's context cuts generation short. Each token re-runs the
+/// forward pass over the whole context (no key/value cache yet), so time grows with the square of the length.
+/// </summary>
 internal static class SampleCommand
 {
     public static Command Create()
@@ -31,22 +35,44 @@ internal static class SampleCommand
         if (cfg.VocabSize < 256) throw new MemoException($"prompts are byte-level tokens, but this model's vocab_size is {cfg.VocabSize} (< 256)");
         var context = Encoding.UTF8.GetBytes(prompt).Select(b => (int)b).ToList();
         if (context.Count == 0) throw new MemoException("--prompt is empty; give at least one character");
-        int maxLen = Math.Min(context.Count + count, cfg.HasLearnedPositions ? cfg.MaxPositions : 1 << 16);
-        if (context.Count > maxLen) throw new MemoException($"the prompt has {context.Count} tokens, more than the model's {maxLen} positions");
+        int limit = cfg.HasLearnedPositions ? cfg.MaxPositions : 1 << 16;
+        if (context.Count > limit) throw new MemoException($"the prompt has {context.Count} tokens, more than the model's {limit} positions");
+        int maxLen = (int)Math.Min((long)context.Count + count, limit);
+        if ((long)context.Count + count > limit)
+        {
+            Console.Error.WriteLine($"memo: the model's context is {limit} tokens ({(cfg.HasLearnedPositions ? "max_position_embeddings" : "the sampler's limit")}); " +
+                $"with the {context.Count}-token prompt, generation stops after {maxLen - context.Count} of the {count} tokens asked for");
+        }
         using var model = new Transformer(cfg, 1, maxLen);
         Checkpoint.LoadWeights(dir, model);
         var logits = new float[cfg.VocabSize];
         var rng = new SplitMix64((ulong)seed);
-        var output = new List<byte>();
+        // Tokens are streamed as they come: bytes go through a UTF-8 decoder, so a character split over two
+        // tokens is printed once it is complete.
+        var stdout = Console.Out;
+        var decoder = new UTF8Encoding(false).GetDecoder();
+        var chars = new char[8];
+        stdout.Write(prompt);
+        stdout.Flush();
         while (context.Count < maxLen)
         {
             model.LastLogits(context.ToArray(), logits);
             int next = temperature == 0 ? Array.IndexOf(logits, logits.Max()) : Sample(logits, temperature, ref rng);
             context.Add(next);
-            if (next < 256) output.Add((byte)next);
+            if (next < 256)
+            {
+                byte b = (byte)next;
+                int n = decoder.GetChars([b], chars, flush: false);
+                if (n > 0)
+                {
+                    stdout.Write(chars, 0, n);
+                    stdout.Flush();
+                }
+            }
         }
-        Console.Out.Write(prompt);
-        Console.Out.WriteLine(Encoding.UTF8.GetString(output.ToArray()));
+        int tail = decoder.GetChars([], chars, flush: true);
+        if (tail > 0) stdout.Write(chars, 0, tail);
+        stdout.WriteLine();
         return 0;
     }
 

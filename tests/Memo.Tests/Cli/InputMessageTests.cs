@@ -169,6 +169,34 @@ public sealed class InputMessageTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("F64", f64.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("swap", "1B")]
+    [InlineData("memo", "1KB")]
+    [InlineData("swap", "100MB")]
+    public void Item10_the_dry_run_reaches_the_real_runs_verdict(string policy, string host)
+    {
+        string[] run = ["train", "--model", "llama-small", "--seq", "256", "--policy", policy, "--host-memory", host, "--steps", "1", "--eval-samples", "0"];
+        var dry = MemoProcess.Run(_dir, [.. run, "--dry-run"]);
+        var real = MemoProcess.Run(_dir, run);
+        output.WriteLine($"dry {dry.Exit}: {dry.Stderr}\nreal {real.Exit}: {real.Stderr}");
+        Assert.Equal(real.Exit, dry.Exit);
+        if (real.Exit != 0) Assert.Equal(real.Stderr.Trim(), dry.Stderr.Trim());
+    }
+
+    [Fact]
+    public void Item12_sample_says_when_the_context_cuts_generation()
+    {
+        File.WriteAllText(Path.Combine(_dir, "gpt2-32.json"), """{"model_type":"gpt2","n_embd":32,"n_layer":1,"n_head":2,"vocab_size":256,"n_positions":32}""");
+        Assert.Equal(0, MemoProcess.Run(_dir, "train", "--model", "gpt2-32.json", "--seq", "32", "--steps", "0", "--save", "g").Exit);
+        var r = MemoProcess.Run(_dir, "sample", "--checkpoint", "g", "--prompt", "hi", "--tokens", "40");
+        output.WriteLine(r.Stderr);
+        Assert.Equal(0, r.Exit);
+        Assert.StartsWith("hi", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("generation stops after 30 of the 40 tokens", r.Stderr, StringComparison.Ordinal);
+        var ok = MemoProcess.Run(_dir, "sample", "--checkpoint", "g", "--prompt", "hi", "--tokens", "8");
+        Assert.Equal("", ok.Stderr);
+    }
+
     private static void WriteHeader(string path, string header)
     {
         byte[] h = Encoding.UTF8.GetBytes(header);

@@ -305,7 +305,15 @@ internal static class TrainCommand
         var layout = MemoryLayout.Build(cfg, s.Batch, s.Seq, a.Memory.Policy, WorkerPool.Default.Threads);
         long capacity = a.Memory.DeviceBudget ?? layout.TotalBytes;
         if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, s.Batch, s.Seq, a.Memory, WorkerPool.Default.Threads, capacity);
-        double alphaShown = a.Memory.Alpha ?? (a.Memory.Policy == Policy.Memo ? 1.0 : 0);
+        // The host rule the engine applies when it builds its policy (same function, same numbers): a budget the real
+        // run refuses is refused here too, and the alpha shown is the largest the host budget allows.
+        double alphaShown = 0;
+        if (a.Memory.Policy is Policy.Swap or Policy.Memo)
+        {
+            var (skel, rest) = HostBudget.PerToken(cfg);
+            double alphaHost = HostBudget.MaxAlpha(a.Memory.Policy, cfg.NumLayers, skel, rest, (long)s.Batch * s.Seq, a.Memory.HostBudget, a.Memory.Alpha);
+            alphaShown = a.Memory.Policy == Policy.Swap ? 1.0 : a.Memory.Alpha ?? alphaHost;
+        }
         long hostBytes = MemoryReport.HostBytes(cfg, s.Batch, s.Seq, a.Memory.Policy, alphaShown);
         Console.WriteLine($"model   {cfg}");
         Console.WriteLine(MemoryReport.Describe(layout, capacity, hostBytes, alphaShown));
