@@ -1,9 +1,9 @@
 // Best-fit in time order, for problems too large for the pairwise engines: the buffers are allocated and freed in
-// the order of an iteration (frees before allocations at equal times, larger buffers first), each into the
-// smallest free block it fits, the way an allocator with perfect knowledge of sizes would; freed blocks coalesce
+// the order of an iteration (frees before allocations at equal times, larger buffers first), each into a free
+// block of about its size (segregated fit: its own size class, else the next non-empty one); freed blocks coalesce
 // with their free neighbours. No pairwise overlap lists are built: O(n log n) time and O(n) memory.
 //
-//   address ^   free blocks by (size, offset) in a sorted set; by start and by end in hash maps (coalescing)
+//   address ^   free blocks in 64 size classes (segregated fit); by start and by end in hash maps (coalescing)
 //           |   [0,4) used   [4,6) free   [6,9) used   [9, top) free ...   [top, inf) never used
 //
 // Every plan it returns is valid by construction: at each time the live buffers hold disjoint address ranges.
@@ -108,28 +108,51 @@ internal static class SweepFit
         return (offsets, cutAt);
     }
 
-    /// <summary>The free address ranges below the top of the arena, coalesced.</summary>
+    /// <summary>
+    /// The free address ranges below the top of the arena, coalesced, in 64 size classes (class k holds blocks of
+    /// [2^k, 2^(k+1)) bytes) as in a two-level segregated-fit allocator: a request looks at a few blocks of its own
+    /// class for one that fits, else takes any block of the lowest larger non-empty class (found by a bit scan),
+    /// which always fits. Every operation is O(1): no ordered set (whose range views are not).
+    /// </summary>
     private sealed class FreeBlocks
     {
-        private readonly SortedSet<(long Size, long Offset)> _bySize = new(BySize.Instance);
+        private const int Probe = 16;
+        private readonly List<long>[] _bins = Enumerable.Range(0, 64).Select(_ => new List<long>()).ToArray();
+        private readonly Dictionary<long, int> _slot = [];
         private readonly Dictionary<long, long> _endOfStart = [];
         private readonly Dictionary<long, long> _startOfEnd = [];
+        private ulong _nonEmpty;
         private long _top;
+
+        private static int Class(long size) => 63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)size);
 
         public long Take(long size, long align)
         {
-            // The smallest block that holds size bytes at any alignment of its start.
+            // Room for size bytes at any alignment of the block's start.
             long need = checked(size + align - 1);
-            // (A view's Min is O(log n); its Count would walk the whole view.)
-            var (blockSize, start) = _bySize.Count > 0 && _bySize.Max.Size >= need
-                ? _bySize.GetViewBetween((need, long.MinValue), (long.MaxValue, long.MaxValue)).Min
-                : (0, -1);
+            int c = Class(need);
+            long start = -1;
+            var own = _bins[c];
+            for (int k = own.Count - 1, seen = 0; k >= 0 && seen < Probe; k--, seen++)
+            {
+                if (_endOfStart[own[k]] - own[k] >= need)
+                {
+                    start = own[k];
+                    break;
+                }
+            }
+            if (start < 0 && c < 63)
+            {
+                ulong larger = _nonEmpty & ~((2UL << c) - 1);
+                if (larger != 0) start = _bins[System.Numerics.BitOperations.TrailingZeroCount(larger)][^1];
+            }
             if (start >= 0)
             {
-                Remove(start, start + blockSize);
+                long end = _endOfStart[start];
+                Remove(start, end);
                 long at = Checked.AlignUp(start, align);
                 if (at > start) Add(start, at);
-                if (at + size < start + blockSize) Add(at + size, start + blockSize);
+                if (at + size < end) Add(at + size, end);
                 return at;
             }
             return OnTop(size, align);
@@ -175,25 +198,27 @@ internal static class SweepFit
             else Add(start, end);
         }
 
-        /// <summary>(size, offset) order without the generic tuple comparer's interface calls.</summary>
-        private sealed class BySize : IComparer<(long Size, long Offset)>
-        {
-            public static readonly BySize Instance = new();
-
-            public int Compare((long Size, long Offset) x, (long Size, long Offset) y) =>
-                x.Size != y.Size ? x.Size.CompareTo(y.Size) : x.Offset.CompareTo(y.Offset);
-        }
-
         private void Add(long start, long end)
         {
-            _bySize.Add((end - start, start));
+            int c = Class(end - start);
+            _slot[start] = _bins[c].Count;
+            _bins[c].Add(start);
+            _nonEmpty |= 1UL << c;
             _endOfStart[start] = end;
             _startOfEnd[end] = start;
         }
 
         private void Remove(long start, long end)
         {
-            _bySize.Remove((end - start, start));
+            int c = Class(end - start);
+            var bin = _bins[c];
+            int pos = _slot[start];
+            long last = bin[^1];
+            bin[pos] = last;
+            _slot[last] = pos;
+            bin.RemoveAt(bin.Count - 1);
+            _slot.Remove(start);
+            if (bin.Count == 0) _nonEmpty &= ~(1UL << c);
             _endOfStart.Remove(start);
             _startOfEnd.Remove(end);
         }
