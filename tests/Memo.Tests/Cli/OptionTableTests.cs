@@ -34,6 +34,38 @@ public sealed class OptionTableTests
     private static Type Underlying(Type t) => Nullable.GetUnderlyingType(t) ?? t;
 
     [Fact]
+    public void Help_shows_no_sentinel_defaults()
+    {
+        // "--warmup [default: -1]" said nothing true; an option without a real default has none.
+        foreach (var command in Program.Commands())
+        {
+            foreach (var option in command.Options.Where(o => o.HasDefaultValue))
+            {
+                object? value = option.GetDefaultValue();
+                Assert.False(value is -1 or -1L or -1.0, $"{command.Name} {option.Name} shows the sentinel default {value}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Every_flag_the_readme_names_exists()
+    {
+        string readme = File.ReadAllText(Path.Combine(RepoRoot(), "README.md"));
+        var known = Program.Commands().SelectMany(c => c.Options).Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        string[] dotnet = ["--project", "--add-source", "--help"];
+        var missing = System.Text.RegularExpressions.Regex.Matches(readme, @"(?<![\w-])--[a-z][a-z0-9-]*")
+            .Select(m => m.Value).Distinct().Where(f => !known.Contains(f) && !dotnet.Contains(f)).ToArray();
+        Assert.True(missing.Length == 0, "the README names flags the CLI does not have: " + string.Join(", ", missing));
+    }
+
+    private static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Memo.slnx"))) return d.FullName;
+        throw new InvalidOperationException("Memo.slnx not found above the test directory");
+    }
+
+    [Fact]
     public void Plan_refuses_host_memory_and_names_the_flag_it_means()
     {
         var root = new RootCommand("memo");
