@@ -349,7 +349,7 @@ public sealed record DeviceProfile
     {
         long b;
         if (v is JsonValue jv && jv.TryGetValue<string>(out var s))
-            b = Sizes.TryParseBytes(s, out var parsed) ? parsed : throw new MemoException($"{source}: field '{Sizes.Printable(key)}': '{s}' is not a size; use bytes or a unit such as 80GiB or 2TiB");
+            b = Sizes.TryParseBytes(s, out var parsed) ? parsed : throw new MemoException($"{source}: field '{Sizes.Printable(key)}': '{Sizes.Printable(s)}' is not a size; use bytes or a unit such as 80GiB or 2TiB");
         else
         {
             double d = Num(v, source, key);
