@@ -43,6 +43,9 @@ internal static class OptionTable
 
     // --- memory -----------------------------------------------------------------------------------------
 
+    public static Option<string> Backend() =>
+        Text("--backend", "kernels to run on: cpu (vectorized, all threads) or reference (scalar, one thread; for checking)", "cpu");
+
     public static Option<string> Policy() => Text("--policy", "activation memory policy: keep, recompute, swap or memo", "keep");
 
     public static Option<string> Alpha() =>

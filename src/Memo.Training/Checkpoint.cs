@@ -50,7 +50,7 @@ public static unsafe class Checkpoint
         try
         {
             WriteFileAtomic(Path.Combine(tmp, ConfigFile), model.Config.ToJson());
-            WriteTensors(Path.Combine(tmp, ModelFile), model.Layout, model.Weights, "weights", id);
+            using (var weights = model.CopyBlockToHost(model.Weights)) WriteTensors(Path.Combine(tmp, ModelFile), model.Layout, weights.Floats, "weights", id);
             FaultPoint.Reach("checkpoint.tmp-partial");
             if (optimizer != null && state != null) WriteTrainer(Path.Combine(tmp, TrainerFile), model, optimizer, state, id);
             FaultPoint.Reach("checkpoint.tmp-written");
@@ -172,8 +172,10 @@ public static unsafe class Checkpoint
         if (extra.Contains("lm_head.weight") && model.Config.TiedHead)
             throw new MemoException($"{path}: holds lm_head.weight but config.json ties the head to the embeddings (tie_word_embeddings); set \"tie_word_embeddings\": false to use it, or remove the tensor");
         if (extra.Length > 0)
-            throw new MemoException($"{path}: {extra.Length} tensor(s) that config.json's model does not have ({string.Join(", ", extra.Take(3))}{(extra.Length > 3 ? ", ..." : "")}); the weights do not match config.json");
-        foreach (var t in tensors) HfNames.Import(model.Layout, t, reader.ReadF32(t.Name), model.Weights);
+            throw new MemoException($"{path}: {extra.Length} tensor(s) that config.json's model does not have ({string.Join(", ", extra.Take(3).Select(n => Sizes.Printable(n)))}{(extra.Length > 3 ? ", ..." : "")}); the weights do not match config.json");
+        using var host = model.CopyBlockToHost(model.Weights);
+        foreach (var t in tensors) HfNames.Import(model.Layout, t, reader.ReadF32(t.Name), host.Floats);
+        model.CopyBlockToDevice(host, model.Weights);
         return reader.Metadata.GetValueOrDefault(CheckpointIdKey);
     }
 
@@ -191,8 +193,13 @@ public static unsafe class Checkpoint
         {
             if (!reader.Contains(name)) throw new MemoException($"{path}: tensor '{name}' is missing; the file is corrupt — resume from another checkpoint");
         }
-        reader.ReadF32("adam_m", optimizer.M, [total]);
-        reader.ReadF32("adam_v", optimizer.V, [total]);
+        using (var m = new NativeBuffer(checked(total * sizeof(float)), zero: false))
+        {
+            reader.ReadF32("adam_m", m.Floats, [total]);
+            model.CopyBlockToDevice(m, optimizer.M);
+            reader.ReadF32("adam_v", m.Floats, [total]);
+            model.CopyBlockToDevice(m, optimizer.V);
+        }
         var state = ReadState(reader);
         optimizer.StepCount = state.AdamStep;
         return state;
@@ -252,8 +259,10 @@ public static unsafe class Checkpoint
         var writer = new SafeTensorsWriter();
         writer.SetMetadata(CheckpointIdKey, id);
         writer.SetMetadata("memo_trainer_state", StateJson(state));
-        writer.Add("adam_m", SafeTensorDType.F32, [total], optimizer.M);
-        writer.Add("adam_v", SafeTensorDType.F32, [total], optimizer.V);
+        using var m = model.CopyBlockToHost(optimizer.M);
+        using var v = model.CopyBlockToHost(optimizer.V);
+        writer.Add("adam_m", SafeTensorDType.F32, [total], m.Floats);
+        writer.Add("adam_v", SafeTensorDType.F32, [total], v.Floats);
         writer.Save(path);
     }
 

@@ -7,36 +7,26 @@ namespace Memo.Model.Memory;
 /// </summary>
 public static class HostBudget
 {
-    /// <summary>Skeleton and token-local bytes per token of one layer that backward needs (the swapped rows).</summary>
-    public static (long Skeleton, long TokenLocal) PerToken(ModelConfig cfg)
-    {
-        long skel = 0, rest = 0;
-        foreach (var r in ActivationInventory.For(cfg))
-        {
-            if (!r.NeededByBackward) continue;
-            long b = r.ElementsPerToken(cfg) * 4;
-            if (r.Kind == ActivationKind.Skeleton) skel += b;
-            else rest += b;
-        }
-        return (skel, rest);
-    }
+    /// <summary>Skeleton and token-local bytes per token of one layer that backward needs (fp32 rows of the inventory).</summary>
+    public static (long Skeleton, long TokenLocal) PerToken(ModelConfig cfg) => ActivationInventory.SavedBytesPerToken(cfg, sizeof(float));
 
     /// <summary>
     /// Checks that <paramref name="budget"/> (null: what swapping everything needs) holds what <paramref name="policy"/>
-    /// swaps and that a given <paramref name="alpha"/> fits it; returns the largest alpha the budget allows.
+    /// swaps and that a given <paramref name="alpha"/> fits it; returns the largest alpha the budget allows
+    /// (<see cref="MemoryPolicy.AlphaForHost"/>).
     /// </summary>
     /// <exception cref="MemoException">The budget is too small for the policy, its skeleton, or the given alpha.</exception>
-    public static double MaxAlpha(Policy policy, int layers, long skeletonPerToken, long tokenLocalPerToken, long tokens, long? budget, double? alpha)
+    public static double MaxAlpha(PolicyKind policy, int layers, long skeletonPerToken, long tokenLocalPerToken, long tokens, long? budget, double? alpha)
     {
-        int swapped = Math.Max(0, layers - 2);
+        int swapped = MemoryPolicy.SwappedLayers(layers);
         long needAll = checked(swapped * (skeletonPerToken + tokenLocalPerToken) * tokens);
         long needSkeleton = checked(swapped * skeletonPerToken * tokens);
         long b = budget ?? needAll;
-        if (policy == Policy.Swap && b < needAll)
+        if (policy == PolicyKind.Swap && b < needAll)
             throw new MemoException($"--policy swap needs {Sizes.FormatBytes(needAll)} of host memory for {swapped} layers but --host-memory is {Sizes.FormatBytes(b)}; use --policy memo (swaps a fraction of tokens) or raise --host-memory");
         if (b < needSkeleton)
             throw new MemoException($"--host-memory {Sizes.FormatBytes(b)} is too small for the skeleton activations of {swapped} layers ({Sizes.FormatBytes(needSkeleton)}); raise --host-memory or shorten --seq");
-        double alphaHost = swapped == 0 || tokenLocalPerToken == 0 ? 1.0 : Math.Clamp((double)(b - needSkeleton) / (swapped * tokenLocalPerToken * tokens), 0, 1);
+        double alphaHost = MemoryPolicy.AlphaForHost(b, swapped, (double)skeletonPerToken * tokens, (double)tokenLocalPerToken * tokens);
         if (alpha is double a)
         {
             if (!(a >= 0 && a <= 1)) throw new MemoException($"--alpha must be between 0 and 1 (got {a})");

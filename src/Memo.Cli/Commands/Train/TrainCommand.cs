@@ -3,6 +3,7 @@
 // the result lines. With no arguments it trains the built-in default: a small llama on the recall task.
 using System.CommandLine;
 using System.Globalization;
+using Memo.Backends;
 using Memo.Cpu;
 using Memo.Model;
 using Memo.Model.Memory;
@@ -56,12 +57,13 @@ internal static class TrainCommand
         var hostMemory = OptionTable.HostMemory();
         var poison = OptionTable.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
         var dryRun = OptionTable.Flag("--dry-run", "print the memory report and stop before training");
+        var backend = OptionTable.Backend();
         var reschedule = OptionTable.Flag("--reschedule", "with --resume and --steps: stretch the learning-rate schedule to the new --steps (default: the original run's schedule continues, at its minimum after its last step)");
 
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, layers, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, reschedule,
+            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, reschedule, backend,
         };
         cmd.SetAction(p =>
         {
@@ -90,6 +92,7 @@ internal static class TrainCommand
                 Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison)),
                 DryRun = p.GetValue(dryRun),
                 Reschedule = p.GetValue(reschedule),
+                Backend = p.GetValue(backend)!,
                 Given = given,
             };
             return Run(o);
@@ -122,6 +125,7 @@ internal static class TrainCommand
         public MemoryOptions Memory { get; init; } = new();
         public bool DryRun { get; init; }
         public bool Reschedule { get; init; }
+        public string Backend { get; init; } = "cpu";
         public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
 
         public bool IsGiven(string flag) => Given.Contains(flag);
@@ -137,7 +141,7 @@ internal static class TrainCommand
             a = v;
         }
         var p = MemoryOptions.ParsePolicy(policy);
-        if (a != null && p != Policy.Memo) throw new MemoException($"--alpha applies to --policy memo only (got --policy {policy})");
+        if (a != null && p != PolicyKind.Memo) throw new MemoException($"--alpha applies to --policy memo only (got --policy {policy})");
         long? d = device != null ? Sizes.ParseBytes(device, "--device-memory") : null;
         long? h = host != null ? Sizes.ParseBytes(host, "--host-memory") : null;
         if (d is <= 0) throw new MemoException("--device-memory must be positive");
@@ -164,10 +168,11 @@ internal static class TrainCommand
         if (cfg.HasLearnedPositions && s.Seq > cfg.MaxPositions)
             throw new MemoException($"--seq {s.Seq} exceeds max_position_embeddings {cfg.MaxPositions} of gpt2 model '{cfg.Name}'; use --seq {cfg.MaxPositions} or less");
 
+        using var backend = BackendRegistry.Create(a.Backend);
         using var source = DataSpec.Open(s.DataSpec, s.Seed, cfg.VocabSize);
-        if (a.DryRun) return DryRun(a, s);
+        if (a.DryRun) return DryRun(a, s, backend);
         Preflight.Check(a, cfg);
-        using var model = new Transformer(cfg, s.Batch, s.Seq, null, a.Memory);
+        using var model = new Transformer(backend, cfg, s.Batch, s.Seq, a.Memory);
         using var trainer = new Trainer(model, source, s.Hyper, s.Batch, s.Seq, s.GradAccum);
         if (s.Resumed != null)
         {
@@ -181,7 +186,7 @@ internal static class TrainCommand
             Initializer.Initialize(model, s.Seed);
         }
 
-        TrainLog.Header(Console.Error, s, trainer, a.ResumeDir);
+        TrainLog.Header(Console.Error, s, trainer, backend, a.ResumeDir);
         if (s.Resumed != null && trainer.Step >= s.TotalSteps)
             Console.Error.WriteLine($"memo: the checkpoint is at step {trainer.Step}, the run's last; nothing to train (give --steps above {trainer.Step} to continue)");
         using var log = a.LogFile != null ? TrainLog.Open(a.LogFile, append: s.Resumed != null) : null;
@@ -228,7 +233,7 @@ internal static class TrainCommand
     private static readonly HashSet<string> ChangeableOnResume = new(StringComparer.Ordinal)
     {
         "--resume", "--steps", "--reschedule", "--log", "--threads", "--checkpoint", "--checkpoint-every", "--save", "--eval-samples",
-        "--policy", "--alpha", "--device-memory", "--host-memory", "--poison", "--dry-run",
+        "--policy", "--alpha", "--device-memory", "--host-memory", "--poison", "--dry-run", "--backend",
     };
 
     private static RunSetup FromResume(TrainArgs a)
@@ -299,20 +304,20 @@ internal static class TrainCommand
         return new RunSetup(cfg, dataSpec, (ulong)a.Seed, a.Batch, (int)a.Seq, a.GradAccum, a.Steps, hyper, null);
     }
 
-    private static int DryRun(TrainArgs a, RunSetup s)
+    private static int DryRun(TrainArgs a, RunSetup s, IBackend backend)
     {
         var cfg = s.Config;
-        var layout = MemoryLayout.Build(cfg, s.Batch, s.Seq, a.Memory.Policy, WorkerPool.Default.Threads);
+        var layout = MemoryLayout.Build(cfg, s.Batch, s.Seq, a.Memory.Policy, backend);
         long capacity = a.Memory.DeviceBudget ?? layout.TotalBytes;
-        if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, s.Batch, s.Seq, a.Memory, WorkerPool.Default.Threads, capacity);
+        if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, s.Batch, s.Seq, a.Memory, Workspaces.Of(backend, cfg), capacity);
         // The host rule the engine applies when it builds its policy (same function, same numbers): a budget the real
         // run refuses is refused here too, and the alpha shown is the largest the host budget allows.
         double alphaShown = 0;
-        if (a.Memory.Policy is Policy.Swap or Policy.Memo)
+        if (a.Memory.Policy is PolicyKind.Swap or PolicyKind.Memo)
         {
             var (skel, rest) = HostBudget.PerToken(cfg);
             double alphaHost = HostBudget.MaxAlpha(a.Memory.Policy, cfg.NumLayers, skel, rest, (long)s.Batch * s.Seq, a.Memory.HostBudget, a.Memory.Alpha);
-            alphaShown = a.Memory.Policy == Policy.Swap ? 1.0 : a.Memory.Alpha ?? alphaHost;
+            alphaShown = a.Memory.Policy == PolicyKind.Swap ? 1.0 : a.Memory.Alpha ?? alphaHost;
         }
         long hostBytes = MemoryReport.HostBytes(cfg, s.Batch, s.Seq, a.Memory.Policy, alphaShown);
         Console.WriteLine($"model   {cfg}");

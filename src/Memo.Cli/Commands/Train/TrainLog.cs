@@ -3,6 +3,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using Memo.Backends;
 using Memo.Cpu;
 using Memo.Model.Memory;
 using Memo.Training;
@@ -46,12 +47,12 @@ internal static class TrainLog
         return new StepLog(new StreamWriter(path, append, new UTF8Encoding(false)), continues);
     }
 
-    public static void Header(TextWriter w, TrainCommand.RunSetup s, Trainer trainer, string? resumeDir)
+    public static void Header(TextWriter w, TrainCommand.RunSetup s, Trainer trainer, IBackend backend, string? resumeDir)
     {
         w.WriteLine($"model   {s.Config}");
         w.WriteLine($"data    {trainer.Data.Description}");
         w.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"batch   {s.Batch} x {s.Seq} tokens x {s.GradAccum} micro-batches = {trainer.TokensPerStep} tokens/step, {WorkerPool.Default.Threads} threads, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
+            $"batch   {s.Batch} x {s.Seq} tokens x {s.GradAccum} micro-batches = {trainer.TokensPerStep} tokens/step, {backend.Threads} threads{(backend.Name == BackendRegistry.Default ? "" : ", backend " + backend.Name)}, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
         var model = trainer.Model;
         w.WriteLine(MemoryReport.Describe(model.DeviceLayout, model.Arena.Capacity, model.HostStoreBytes, model.Alpha));
         if (s.Hyper.Curriculum.Count > 0)
