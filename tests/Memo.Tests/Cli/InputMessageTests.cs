@@ -107,6 +107,15 @@ public sealed class InputMessageTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void Item15_layers_sets_a_presets_layer_count()
+    {
+        var r = MemoProcess.Run(_dir, "train", "--model", "llama-tiny", "--layers", "3", "--seq", "16", "--steps", "0", "--save", "three");
+        Assert.True(r.Exit == 0, r.Stderr);
+        Assert.Equal(3, ModelConfig.FromJson(File.ReadAllText(Path.Combine(_dir, "three", "config.json")), "config.json").NumLayers);
+        Assert.Equal(2, MemoProcess.Run(_dir, "train", "--model", "llama-tiny", "--layers", "0").Exit);
+    }
+
+    [Fact]
     public void Item13_threads_beyond_the_cores_are_capped_with_a_notice()
     {
         var r = MemoProcess.Run(_dir, "train", "--model", "llama-tiny", "--seq", "16", "--steps", "1", "--eval-samples", "0", "--threads", "1000");
