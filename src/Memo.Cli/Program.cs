@@ -17,9 +17,9 @@ public static class Program
 
     internal static IEnumerable<Command> Commands() =>
     [
-        TrainCommand.Create(),
-        EvalCommand.Create(),
-        SampleCommand.Create(),
+        Memo.Cli.Commands.Train.TrainCommand.Create(),
+        Memo.Cli.Commands.EvalCommand.Create(),
+        Memo.Cli.Commands.SampleCommand.Create(),
         Memo.Cli.Commands.PlanCommand.Create(),
         Memo.Cli.Commands.AllocateCommand.Create(),
         Memo.Cli.Commands.FragmentationCommand.Create(),
@@ -33,7 +33,7 @@ public static class Program
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            Console.Error.WriteLine($"memo: {parse.Errors[0].Message} (see 'memo {string.Join(' ', CommandPath(parse))} --help')");
+            Console.Error.WriteLine($"memo: {Friendly(parse.Errors[0].Message)} (see '{string.Join(' ', CommandPath(parse).Prepend("memo"))} --help')");
             return 2;
         }
         try
@@ -55,6 +55,23 @@ public static class Program
             Console.Error.WriteLine($"memo: internal error: {e.GetType().Name}: {e.Message} (set MEMO_DEBUG=1 for details)");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// A parse error in the user's terms: System.CommandLine's "Cannot parse argument 'x' for option '--n' as expected
+    /// type 'System.Int32'" names a .NET type; say what the flag takes instead, and never echo control characters.
+    /// </summary>
+    internal static string Friendly(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(.*)' for option '(.*)' as expected type '(.*)'\.?$", System.Text.RegularExpressions.RegexOptions.Singleline);
+        if (!m.Success) return Sizes.Printable(message, 200);
+        string type = m.Groups[3].Value;
+        string wanted = type.Contains("Int32", StringComparison.Ordinal) ? $"a whole number from {int.MinValue} to {int.MaxValue}"
+            : type.Contains("Int64", StringComparison.Ordinal) ? "a whole number (64-bit)"
+            : type.Contains("Double", StringComparison.Ordinal) ? "a number such as 0.5 or 3e-4"
+            : type.Contains("Boolean", StringComparison.Ordinal) ? "true or false"
+            : "a value of another form";
+        return $"{m.Groups[2].Value}: '{Sizes.Printable(m.Groups[1].Value)}' is not {wanted}";
     }
 
     private static IEnumerable<string> CommandPath(ParseResult parse)

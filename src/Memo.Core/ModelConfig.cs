@@ -125,46 +125,50 @@ public sealed record ModelConfig
         JsonNode? root;
         try
         {
-            root = JsonNode.Parse(json);
+            // Duplicate fields are an error (which of two values would count?), not a silent choice.
+            root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {
-            throw new MemoException($"{source}: not valid JSON ({e.Message.Split('\n')[0]}); fix the file or use a preset such as --model llama-tiny");
+            throw new MemoException($"{source}: not valid JSON ({Sizes.Printable(e.Message.Split('\n')[0], 160)}); fix the file or use a preset such as --model llama-tiny");
         }
         if (root is not JsonObject o)
             throw new MemoException($"{source}: expected a JSON object with fields such as hidden_size and num_hidden_layers");
 
-        string type = Str(o, "model_type") ?? "llama";
-        ModelFamily family = type switch
-        {
-            "llama" or "mistral" or "qwen2" => ModelFamily.Llama,
-            "gpt2" => ModelFamily.Gpt2,
-            _ => throw new MemoException($"{source}: model_type '{type}' is not supported; use 'llama' or 'gpt2'"),
-        };
-
+        ModelFamily family = ParseFamily(o, source);
         int Int(params string[] names)
         {
             foreach (var n in names)
             {
                 if (o[n] is JsonValue v)
                 {
+                    if (v.GetValueKind() != JsonValueKind.Number)
+                        throw new MemoException($"{source}: field '{n}' must be a whole number, not {Kind(v)} (got {Shown(v)})");
                     if (v.TryGetValue<long>(out var l) && l is >= int.MinValue and <= int.MaxValue) return (int)l;
-                    if (v.TryGetValue<double>(out var d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue) return (int)d;
-                    throw new MemoException($"{source}: field '{n}' must be an integer (got {v.ToJsonString()})");
+                    double d = v.GetValue<double>();
+                    if (d != Math.Floor(d)) throw new MemoException($"{source}: field '{n}' must be a whole number (got {Shown(v)})");
+                    throw new MemoException($"{source}: field '{n}' is {Shown(v)}, out of range (at most {int.MaxValue})");
                 }
+                if (o[n] is not null) throw new MemoException($"{source}: field '{n}' must be a whole number, not {Kind(o[n]!)}");
             }
             throw new MemoException($"{source}: missing field '{names[0]}'");
         }
-        int? OptInt(params string[] names) => names.Any(n => o[n] is JsonValue) ? Int(names) : null;
+        int? OptInt(params string[] names) => names.Any(n => o[n] is not null) ? Int(names) : null;
         double? Dbl(params string[] names)
         {
             foreach (var n in names)
             {
-                if (o[n] is JsonValue v)
-                    return v.TryGetValue<double>(out var d) ? d : throw new MemoException($"{source}: field '{n}' must be a number (got {v.ToJsonString()})");
+                if (o[n] is JsonValue v && v.GetValueKind() == JsonValueKind.Number) return v.GetValue<double>();
+                if (o[n] is { } other) throw new MemoException($"{source}: field '{n}' must be a number, not {Kind(other)} (got {Shown(other)})");
             }
             return null;
         }
+        bool? Bool(string n) => o[n] switch
+        {
+            null => null,
+            JsonValue v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValue<bool>(),
+            var other => throw new MemoException($"{source}: field '{n}' must be true or false, not {Kind(other)} (got {Shown(other)})"),
+        };
 
         int hidden = Int("hidden_size", "n_embd");
         int heads = Int("num_attention_heads", "n_head");
@@ -181,11 +185,60 @@ public sealed record ModelConfig
             RopeTheta = Dbl("rope_theta") ?? 10000.0,
             NormEps = Dbl("rms_norm_eps", "layer_norm_epsilon") ?? 1e-5,
             MaxPositions = OptInt("max_position_embeddings", "n_positions") ?? (family == ModelFamily.Gpt2 ? 1024 : 4096),
-            TieWordEmbeddings = o["tie_word_embeddings"] is JsonValue t ? t.GetValue<bool>() : family == ModelFamily.Gpt2,
+            TieWordEmbeddings = Bool("tie_word_embeddings") ?? family == ModelFamily.Gpt2,
             RopeScaling = RopeScaling.FromJson(o["rope_scaling"], source),
             TorchDtype = Str(o, "torch_dtype") ?? Str(o, "dtype") ?? "float32",
         };
+        // Options of the Hugging Face llama config that change the architecture Memo implements.
+        if (Bool("attention_bias") == true || Bool("mlp_bias") == true)
+            throw new MemoException($"{source}: attention_bias / mlp_bias are true, but Memo's llama layers have no biases; use a config without them");
         return cfg.Validate();
+    }
+
+    /// <summary>
+    /// The family of a config: by <c>model_type</c>, accepting the names whose architecture is exactly Memo's llama or
+    /// gpt2 (mistral without a sliding window is llama), and refusing every other name, a non-string and a missing one.
+    /// </summary>
+    private static ModelFamily ParseFamily(JsonObject o, string source)
+    {
+        string hint = "set \"model_type\" to \"llama\" or \"gpt2\" if the architecture is one of them";
+        if (o["model_type"] is not JsonValue tv)
+            throw new MemoException($"{source}: model_type is missing; {hint}");
+        if (tv.GetValueKind() != JsonValueKind.String)
+            throw new MemoException($"{source}: model_type must be a string (got {Shown(tv)}); {hint}");
+        string type = tv.GetValue<string>();
+        switch (type)
+        {
+            case "llama":
+                return ModelFamily.Llama;
+            case "gpt2":
+                return ModelFamily.Gpt2;
+            case "mistral":
+                if (o["sliding_window"] is JsonValue sw && sw.GetValueKind() == JsonValueKind.Number)
+                    throw new MemoException($"{source}: mistral with sliding_window {Shown(sw)} attends to a window, Memo's attention is full; set \"sliding_window\": null to train it as llama");
+                return ModelFamily.Llama;
+            case "qwen2":
+                throw new MemoException($"{source}: model_type 'qwen2' has biases on q, k and v that Memo's llama layers lack; it is not supported");
+            default:
+                throw new MemoException($"{source}: model_type '{Shown(tv, 40)}' is not supported; Memo trains llama (and mistral without a sliding window) and gpt2");
+        }
+    }
+
+    private static string Kind(JsonNode n) => n.GetValueKind() switch
+    {
+        JsonValueKind.String => "a string",
+        JsonValueKind.True or JsonValueKind.False => "true/false",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Null => "null",
+        _ => "a number",
+    };
+
+    /// <summary>A JSON value for a message: printable characters only, cut to <paramref name="max"/> characters.</summary>
+    internal static string Shown(JsonNode n, int max = 40)
+    {
+        string text = n is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : n.ToJsonString();
+        return Sizes.Printable(text, max);
     }
 
     private static string? Str(JsonObject o, string name) =>

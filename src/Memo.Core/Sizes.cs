@@ -25,7 +25,29 @@ public static class Sizes
 
     public static long ParseCount(string text, string what) =>
         TryParseCount(text, out var v) ? v
-            : throw new MemoException($"{what}: '{text}' is not a count; use an integer or a K/M suffix such as 4096, 32K or 1M");
+            : throw new MemoException($"{what}: '{Printable(text)}' is not a count; use an integer or a K/M suffix such as 4096, 32K or 1M");
+
+    /// <summary>
+    /// <paramref name="text"/> made safe to echo in a one-line message: control and other non-printable characters
+    /// (binary bytes of a garbage file) become '?', and more than <paramref name="max"/> characters are cut with "...".
+    /// </summary>
+    public static string Printable(string text, int max = 40)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var sb = new System.Text.StringBuilder(Math.Min(text.Length, max + 3));
+        foreach (char c in text)
+        {
+            if (sb.Length >= max)
+            {
+                sb.Append("...");
+                break;
+            }
+            var cat = char.GetUnicodeCategory(c);
+            bool bad = char.IsControl(c) || c == '\uFFFD' || cat is UnicodeCategory.Surrogate or UnicodeCategory.OtherNotAssigned or UnicodeCategory.PrivateUse or UnicodeCategory.Format;
+            sb.Append(bad ? '?' : c);
+        }
+        return sb.ToString();
+    }
 
     /// <summary>
     /// Parses a byte size: an integer or decimal with an optional unit B, KB, MB, GB, TB (powers of 1000)
@@ -58,7 +80,7 @@ public static class Sizes
 
     public static long ParseBytes(string text, string what) =>
         TryParseBytes(text, out var v) ? v
-            : throw new MemoException($"{what}: '{text}' is not a size; use bytes or a unit such as 512MiB, 6GB or 2GiB");
+            : throw new MemoException($"{what}: '{Printable(text)}' is not a size; use bytes or a unit such as 512MiB, 6GB or 2GiB");
 
     /// <summary>Formats bytes with a binary unit, e.g. "1.50 GiB".</summary>
     public static string FormatBytes(long bytes)

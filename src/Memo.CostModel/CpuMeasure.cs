@@ -382,7 +382,7 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
         // Values in [-0.5, 0.5): a multiplicative hash of the index, cheap for large buffers.
         var buf = new NativeBuffer(floats * sizeof(float), zero: false);
         float* p = buf.Floats;
-        for (long i = 0; i < floats; i++) p[i] = (uint)((i + seed) * 2654435761L) / 4294967296f - 0.5f;
+        for (long i = 0; i < floats; i++) p[i] = unchecked((uint)((i + seed) * 2654435761L)) / 4294967296f - 0.5f;
         return buf;
     }
 }

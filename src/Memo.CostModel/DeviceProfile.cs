@@ -228,7 +228,7 @@ public sealed record DeviceProfile
             "h100" => H100,
             "h200" => H200,
             "cpu" => Cpu(),
-            _ => throw new MemoException($"unknown GPU '{name}'; use one of {string.Join(", ", Names)} (or --profile FILE.json)"),
+            _ => throw new MemoException($"unknown GPU '{Sizes.Printable(name)}'; use one of {string.Join(", ", Names)} (or --profile FILE.json)"),
         };
     }
 
@@ -281,11 +281,12 @@ public sealed record DeviceProfile
         JsonNode? root;
         try
         {
-            root = JsonNode.Parse(json);
+            // Duplicate fields are an error (which of two values would count?), not a silent choice.
+            root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {
-            throw new MemoException($"{source}: not valid JSON ({e.Message.Split('\n')[0]}); fix the profile file");
+            throw new MemoException($"{source}: not valid JSON ({Sizes.Printable(e.Message.Split('\n')[0], 160)}); fix the profile file");
         }
         if (root is not JsonObject o)
             throw new MemoException($"{source}: expected a JSON object with profile fields such as \"peak_bf16_flops\"");
@@ -295,8 +296,8 @@ public sealed record DeviceProfile
         {
             if (key is "base" or "measured") continue;
             var f = Array.Find(Fields, x => x.Key == key)
-                ?? throw new MemoException($"{source}: unknown profile field '{key}'; known fields: {string.Join(", ", Fields.Select(x => x.Key))}");
-            if (value is null) throw new MemoException($"{source}: field '{key}' is null; give a value or leave it out");
+                ?? throw new MemoException($"{source}: unknown profile field '{Sizes.Printable(key)}'; known fields: {string.Join(", ", Fields.Select(x => x.Key))}");
+            if (value is null) throw new MemoException($"{source}: field '{Sizes.Printable(key)}' is null; give a value or leave it out");
             p = f.Set(p, value, source);
         }
         return p.Validate(source);
@@ -314,52 +315,52 @@ public sealed record DeviceProfile
 
     private static string Str(JsonNode v, string source, string key) =>
         v is JsonValue jv && jv.TryGetValue<string>(out var s) && s.Length > 0 ? s
-            : throw new MemoException($"{source}: field '{key}' must be a non-empty string (got {v.ToJsonString()})");
+            : throw new MemoException($"{source}: field '{Sizes.Printable(key)}' must be a non-empty string (got {Sizes.Printable(v.ToJsonString())})");
 
     private static double Num(JsonNode v, string source, string key) =>
         v is JsonValue jv && jv.TryGetValue<double>(out var d) && double.IsFinite(d) ? d
-            : throw new MemoException($"{source}: field '{key}' must be a number (got {v.ToJsonString()})");
+            : throw new MemoException($"{source}: field '{Sizes.Printable(key)}' must be a number (got {Sizes.Printable(v.ToJsonString())})");
 
     private static double Pos(JsonNode v, string source, string key)
     {
         double d = Num(v, source, key);
-        return d > 0 ? d : throw new MemoException($"{source}: field '{key}' must be positive (got {d.ToString(CultureInfo.InvariantCulture)})");
+        return d > 0 ? d : throw new MemoException($"{source}: field '{Sizes.Printable(key)}' must be positive (got {d.ToString(CultureInfo.InvariantCulture)})");
     }
 
     private static double NonNeg(JsonNode v, string source, string key)
     {
         double d = Num(v, source, key);
-        return d >= 0 ? d : throw new MemoException($"{source}: field '{key}' must not be negative (got {d.ToString(CultureInfo.InvariantCulture)})");
+        return d >= 0 ? d : throw new MemoException($"{source}: field '{Sizes.Printable(key)}' must not be negative (got {d.ToString(CultureInfo.InvariantCulture)})");
     }
 
     private static double Fraction(JsonNode v, string source, string key)
     {
         double d = Num(v, source, key);
-        return d is > 0 and <= 1 ? d : throw new MemoException($"{source}: field '{key}' is a fraction of peak and must be in (0, 1] (got {d.ToString(CultureInfo.InvariantCulture)})");
+        return d is > 0 and <= 1 ? d : throw new MemoException($"{source}: field '{Sizes.Printable(key)}' is a fraction of peak and must be in (0, 1] (got {d.ToString(CultureInfo.InvariantCulture)})");
     }
 
     private static int PosInt(JsonNode v, string source, string key)
     {
         double d = Num(v, source, key);
         return d >= 1 && d <= 1 << 20 && d == Math.Floor(d) ? (int)d
-            : throw new MemoException($"{source}: field '{key}' must be a positive integer (got {v.ToJsonString()})");
+            : throw new MemoException($"{source}: field '{Sizes.Printable(key)}' must be a positive integer (got {Sizes.Printable(v.ToJsonString())})");
     }
 
     private static long Bytes(JsonNode v, string source, string key, bool allowZero = false)
     {
         long b;
         if (v is JsonValue jv && jv.TryGetValue<string>(out var s))
-            b = Sizes.TryParseBytes(s, out var parsed) ? parsed : throw new MemoException($"{source}: field '{key}': '{s}' is not a size; use bytes or a unit such as 80GiB or 2TiB");
+            b = Sizes.TryParseBytes(s, out var parsed) ? parsed : throw new MemoException($"{source}: field '{Sizes.Printable(key)}': '{Sizes.Printable(s)}' is not a size; use bytes or a unit such as 80GiB or 2TiB");
         else
         {
             double d = Num(v, source, key);
-            b = d >= 0 && d < long.MaxValue / 2 && d == Math.Floor(d) ? (long)d : throw new MemoException($"{source}: field '{key}' must be a whole number of bytes (got {v.ToJsonString()})");
+            b = d >= 0 && d < long.MaxValue / 2 && d == Math.Floor(d) ? (long)d : throw new MemoException($"{source}: field '{Sizes.Printable(key)}' must be a whole number of bytes (got {Sizes.Printable(v.ToJsonString())})");
         }
-        if (b < 0 || (b == 0 && !allowZero)) throw new MemoException($"{source}: field '{key}' must be positive (got {b})");
+        if (b < 0 || (b == 0 && !allowZero)) throw new MemoException($"{source}: field '{Sizes.Printable(key)}' must be positive (got {b})");
         return b;
     }
 
     private static bool Bool(JsonNode v, string source, string key) =>
         v is JsonValue jv && jv.TryGetValue<bool>(out var b) ? b
-            : throw new MemoException($"{source}: field '{key}' must be true or false (got {v.ToJsonString()})");
+            : throw new MemoException($"{source}: field '{Sizes.Printable(key)}' must be true or false (got {Sizes.Printable(v.ToJsonString())})");
 }

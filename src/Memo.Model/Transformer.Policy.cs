@@ -99,19 +99,9 @@ public sealed unsafe partial class Transformer
                 long n = (long)m.MaxBatch * m.MaxSeq;
                 var (skel, rest) = SwapBytesPerToken();
                 int swapped = MemoryPolicy.SwappedLayers(_layers);
-                long needAll = checked(swapped * (skel + rest) * n);
-                long needSkeleton = checked(swapped * skel * n);
-                long budget = m.Memory.HostBudget ?? needAll;
-                if (_policy == PolicyKind.Swap && budget < needAll)
-                    throw new MemoException($"--policy swap needs {Sizes.FormatBytes(needAll)} of host memory for {swapped} layers but --host-memory is {Sizes.FormatBytes(budget)}; use --policy memo (swaps a fraction of tokens) or raise --host-memory");
-                if (budget < needSkeleton)
-                    throw new MemoException($"--host-memory {Sizes.FormatBytes(budget)} is too small for the skeleton activations of {swapped} layers ({Sizes.FormatBytes(needSkeleton)}); raise --host-memory or shorten --seq");
-                _alphaHost = MemoryPolicy.AlphaForHost(budget, swapped, (double)skel * n, (double)rest * n);
+                _alphaHost = HostBudget.MaxAlpha(_policy, _layers, skel, rest, n, m.Memory.HostBudget, m.Memory.Alpha);
                 if (m.Memory.Alpha is double a)
                 {
-                    if (!(a >= 0 && a <= 1)) throw new MemoException($"--alpha must be between 0 and 1 (got {a})");
-                    if (a > _alphaHost + 1e-12)
-                        throw new MemoException($"--alpha {a} needs more host memory than --host-memory {Sizes.FormatBytes(budget)} allows (at most alpha {_alphaHost:0.###}); lower --alpha or raise --host-memory");
                     _alpha = a;
                     _alphaMeasured = true;
                 }

@@ -16,6 +16,12 @@ public sealed class AutoPlanner : IPlanner
         var prepared = new PreparedProblem(problem, options);
         var (offsets, log) = BestFitPlanner.Run(prepared);
         string solver = "bestfit";
+        if (log.Count > 0 && log[0].StartsWith(BestFitPlanner.SweepLog, StringComparison.Ordinal))
+        {
+            // The search and CP-SAT work on pairwise overlaps too: at this size they cannot start within a time limit.
+            log.Add($"auto: {problem.Count:N0} buffers with over {BestFitPlanner.PairBudget:N0} overlapping pairs: the sweep plan is returned (search and CP-SAT need pairwise overlaps)");
+            return prepared.Finish(offsets, solver, prepared.LowerBound, log);
+        }
         long bound = prepared.LowerBound;
         long nodes = 0;
         int parts = 1;

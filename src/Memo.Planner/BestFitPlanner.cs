@@ -41,9 +41,27 @@ public sealed class BestFitPlanner : IPlanner
         return prepared.Finish(offsets, Name, 0, log);
     }
 
+    /// <summary>
+    /// Above this many overlapping pairs the pairwise lists (8 bytes per pair and direction) and the passes over them
+    /// cost more than large inputs allow: such problems are placed by <see cref="SweepFit"/> in O(n log n) instead.
+    /// </summary>
+    public const long PairBudget = 20_000_000;
+
+    /// <summary>The first log line of a plan placed by <see cref="SweepFit"/>.</summary>
+    public const string SweepLog = "bestfit (sweep):";
+
     internal static (long[] Offsets, List<string> Log) Run(PreparedProblem prepared)
     {
         Problem problem = prepared.Problem;
+        long pairs = SweepFit.OverlapPairs(problem);
+        if (pairs > PairBudget)
+        {
+            var (swept, cutAt) = SweepFit.Place(problem, prepared.Alignments, () => prepared.TimeIsUp);
+            long peak = Solution.PeakOf(problem, swept);
+            prepared.Record(peak);
+            string cut = cutAt < problem.Count ? $"; the time limit ran out after {cutAt:N0} of {problem.Count:N0} buffers, the rest were stacked on top" : "";
+            return (swept, [$"{SweepLog} {pairs:N0} overlapping pairs (over {PairBudget:N0}): sweep best-fit in time order, peak {peak} in {prepared.Clock.Elapsed.TotalSeconds:F3} s{cut}"]);
+        }
         var overlaps = Sweep.Overlaps(problem);
         var sweep = Sweep.Run(problem);
         long[]? best = null;

@@ -59,7 +59,7 @@ public static class PlanCsv
             };
             if (raw == "end") inclusiveEnd = true;
             if (Array.IndexOf(Known, name) < 0)
-                throw new MemoException($"{source}:{line}: unknown column '{names[c].Trim()}'; known columns are id,lower,upper,size,alignment,offset,kind,group,layer");
+                throw new MemoException($"{source}:{line}: unknown column '{Sizes.Printable(names[c].Trim())}'; known columns are id,lower,upper,size,alignment,offset,kind,group,layer");
             if (!column.TryAdd(name, c))
                 throw new MemoException($"{source}:{line}: column '{name}' appears twice; keep one");
         }
@@ -86,13 +86,15 @@ public static class PlanCsv
             line++;
             if (text.Trim().Length == 0) continue;
             var fields = text.Split(',');
-            if (fields.Length != names.Length)
+            if (fields.Length > names.Length)
                 throw new MemoException($"{source}:{line}: {fields.Length} fields but the header has {names.Length}; ids must not contain commas");
+            if (fields.Length < names.Length)
+                throw new MemoException($"{source}:{line}: {fields.Length} field(s) but the header has {names.Length}; the row is short (no '{names[fields.Length].Trim()}')");
             string id = fields[iId].Trim();
             if (id.Length == 0)
                 throw new MemoException($"{source}:{line}: empty id; give every buffer a name");
             if (!firstLine.TryAdd(id, line))
-                throw new MemoException($"{source}:{line}: duplicate id '{id}' (first on line {firstLine[id]}); ids must be unique");
+                throw new MemoException($"{source}:{line}: duplicate id '{Sizes.Printable(id)}' (first on line {firstLine[id]}); ids must be unique");
             long lower = Number(fields, iLower, "lower");
             long upper = Number(fields, iUpper, "upper");
             if (inclusiveEnd)
@@ -104,18 +106,18 @@ public static class PlanCsv
             long size = Number(fields, iSize, "size");
             long alignment = iAlign >= 0 && fields[iAlign].Trim().Length > 0 ? Number(fields, iAlign, "alignment") : 1;
             if (upper <= lower)
-                throw new MemoException($"{source}:{line}: buffer '{id}' has upper {upper} <= lower {lower}; lifespans are half-open [lower, upper) and must not be empty");
+                throw new MemoException($"{source}:{line}: buffer '{Sizes.Printable(id)}' has upper {upper} <= lower {lower}; lifespans are half-open [lower, upper) and must not be empty");
             if (alignment < 1)
-                throw new MemoException($"{source}:{line}: buffer '{id}' has alignment 0; use 1 for no alignment");
+                throw new MemoException($"{source}:{line}: buffer '{Sizes.Printable(id)}' has alignment 0; use 1 for no alignment");
             if (!Checked.TryAdd(total, size, out total))
-                throw new MemoException($"{source}:{line}: the sizes up to buffer '{id}' add up to more than {long.MaxValue} bytes; use a coarser unit");
+                throw new MemoException($"{source}:{line}: the sizes up to buffer '{Sizes.Printable(id)}' add up to more than {long.MaxValue} bytes; use a coarser unit");
             if (iGaps >= 0 && fields[iGaps].Trim().Length > 0)
-                throw new MemoException($"{source}:{line}: buffer '{id}' has gaps, which Memo does not support; split the buffer into one per live period");
+                throw new MemoException($"{source}:{line}: buffer '{Sizes.Printable(id)}' has gaps, which Memo does not support; split the buffer into one per live period");
             int layer = -1;
             if (iLayer >= 0 && fields[iLayer].Trim().Length > 0)
             {
                 if (!int.TryParse(fields[iLayer].Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out layer) || layer < -1)
-                    throw new MemoException($"{source}:{line}: column 'layer': '{fields[iLayer].Trim()}' is not a layer index (an integer >= -1)");
+                    throw new MemoException($"{source}:{line}: column 'layer': '{Sizes.Printable(fields[iLayer].Trim())}' is not a layer index (an integer >= -1)");
             }
             buffers.Add(new Buffer(id, new Lifespan(lower, upper), size, alignment)
             {
@@ -132,7 +134,12 @@ public static class PlanCsv
         {
             string s = fields[index].Trim();
             if (!long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v))
-                throw new MemoException($"{source}:{line}: column '{name}': '{s}' is not an integer (64-bit, no units or decimals)");
+            {
+                bool digits = s.Length > 0 && s.TrimStart('-', '+').All(char.IsAsciiDigit);
+                throw new MemoException(digits
+                    ? $"{source}:{line}: column '{name}': {Sizes.Printable(s)} is out of range (at most {long.MaxValue})"
+                    : $"{source}:{line}: column '{name}': '{Sizes.Printable(s)}' is not an integer (no units or decimals)");
+            }
             if (v < 0)
                 throw new MemoException($"{source}:{line}: column '{name}': {v} is negative; times, sizes and offsets must be >= 0");
             return v;

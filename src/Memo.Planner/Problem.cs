@@ -75,15 +75,16 @@ public sealed class Problem
         {
             Buffer b = Buffers[i];
             if (b.Lifespan.Upper <= b.Lifespan.Lower)
-                throw new MemoException($"buffer '{b.Id}': upper {b.Lifespan.Upper} <= lower {b.Lifespan.Lower}; lifespans are half-open [lower, upper) and must not be empty");
+                throw new MemoException($"buffer '{Sizes.Printable(b.Id)}': upper {b.Lifespan.Upper} <= lower {b.Lifespan.Lower}; lifespans are half-open [lower, upper) and must not be empty");
             if (b.Size < 0)
-                throw new MemoException($"buffer '{b.Id}': negative size {b.Size}; sizes are bytes >= 0");
+                throw new MemoException($"buffer '{Sizes.Printable(b.Id)}': negative size {b.Size}; sizes are bytes >= 0");
             if (b.Alignment < 1)
-                throw new MemoException($"buffer '{b.Id}': alignment {b.Alignment} < 1; use 1 for no alignment");
+                throw new MemoException($"buffer '{Sizes.Printable(b.Id)}': alignment {b.Alignment} < 1; use 1 for no alignment");
             if (!ids.Add(b.Id))
-                throw new MemoException($"buffer '{b.Id}' appears twice; ids must be unique");
-            if (!Checked.TryAdd(total, b.Size, out total))
-                throw new MemoException($"buffer '{b.Id}': the total size of all buffers exceeds {long.MaxValue} bytes; use a coarser unit");
+                throw new MemoException($"buffer '{Sizes.Printable(b.Id)}' appears twice; ids must be unique");
+            // Stacking every buffer, each padded to its alignment, must fit in a long: then no placement overflows.
+            if (!Checked.TryAdd(total, b.Size, out total) || !Checked.TryAdd(total, b.Alignment - 1, out total))
+                throw new MemoException($"buffer '{Sizes.Printable(b.Id)}': the total size of all buffers (with alignment padding) exceeds {long.MaxValue} bytes; use a coarser unit");
         }
     }
 }

@@ -77,12 +77,24 @@ public static class Sweep
         ArgumentNullException.ThrowIfNull(problem);
         int n = problem.Count;
         if (n == 0) return 0;
-        var events = SortedEvents(problem);
-        long live = 0, max = 0;
-        foreach (var (_, delta) in events)
+        // Primitive-key sort by time; at each time the frees and allocations together give the live bytes after it,
+        // which is the most live during [time, next time) (half-open lifespans: frees come first).
+        var times = new long[2 * n];
+        var deltas = new long[2 * n];
+        for (int i = 0; i < n; i++)
         {
-            live = checked(live + delta);
-            max = Math.Max(max, live);
+            Buffer b = problem.Buffers[i];
+            times[2 * i] = b.Lifespan.Lower;
+            deltas[2 * i] = b.Size;
+            times[2 * i + 1] = b.Lifespan.Upper;
+            deltas[2 * i + 1] = -b.Size;
+        }
+        Array.Sort(times, deltas);
+        long live = 0, max = 0;
+        for (int k = 0; k < times.Length; k++)
+        {
+            live = checked(live + deltas[k]);
+            if (k + 1 == times.Length || times[k + 1] != times[k]) max = Math.Max(max, live);
         }
         return max;
     }

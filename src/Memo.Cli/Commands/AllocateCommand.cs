@@ -34,16 +34,15 @@ public static class AllocateCommand
 
     public static Command Create()
     {
-        var input = new Option<string>("--input", "-i") { Description = "Buffer trace: CSV with header id,lower,upper,size[,alignment] (minimalloc format).", Required = true };
-        var output = new Option<string>("--output", "-o") { Description = "Where to write the plan: the input columns plus offset.", Required = true };
-        var timeLimit = new Option<double>("--time-limit") { Description = "Solver time limit in seconds.", DefaultValueFactory = _ => 10 };
-        var solver = new Option<string>("--solver") { Description = "auto (best-fit, search, then CP-SAT), bestfit, cpsat or search.", DefaultValueFactory = _ => "auto" };
-        solver.AcceptOnlyFromAmong("auto", "bestfit", "cpsat", "search");
-        var threads = new Option<int>("--threads") { Description = "CP-SAT worker threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var input = OptionTable.Input();
+        var output = OptionTable.Output();
+        var timeLimit = OptionTable.TimeLimit(10);
+        var solver = OptionTable.Solver();
+        var threads = OptionTable.Threads();
         var capacity = new Option<long?>("--capacity") { Description = "Largest admissible peak in bytes; exit code 1 if the plan does not fit." };
         var alignment = new Option<long>("--alignment") { Description = "Every offset must be a multiple of this many bytes.", DefaultValueFactory = _ => 1 };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
-        var plot = new Option<string?>("--plot") { Description = "Also draw the plan to this PNG file." };
+        var json = OptionTable.Json();
+        var plot = OptionTable.Plot();
         var validate = new Option<bool>("--validate") { Description = "Check the plan with the independent validator." };
         var command = new Command("allocate", "Assign an offset to every buffer of a trace and write the memory plan.")
         {
@@ -55,7 +54,7 @@ public static class AllocateCommand
             Output = parse.GetRequiredValue(output),
             TimeLimit = parse.GetValue(timeLimit),
             Solver = Planners.Parse(parse.GetValue(solver) ?? "auto"),
-            Threads = parse.GetValue(threads),
+            Threads = Memo.Cli.Threads.Resolve(parse.GetValue(threads), Console.Error) ?? 0,
             Capacity = parse.GetValue(capacity),
             Alignment = parse.GetValue(alignment),
             Json = parse.GetValue(json),
@@ -83,8 +82,21 @@ public static class AllocateCommand
             Alignment = settings.Alignment,
         };
         options.Check();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         Problem problem = PlanCsv.Read(settings.Input, settings.Capacity);
-        PlanResult result = Planners.Solve(problem, options);
+        // Long solves report progress on stderr: the stages of large inputs, and the time spent every second.
+        bool large = problem.Count >= LargeInput;
+        if (large) stderr.WriteLine(FormattableString.Invariant($"memo allocate: read {problem.Count:N0} buffers in {clock.Elapsed.TotalSeconds:F1} s; solving (time limit {settings.TimeLimit:0.##} s)"));
+        PlanResult result;
+        using (new Ticker(stderr, problem.Count, settings.TimeLimit))
+        {
+            result = Planners.Solve(problem, options);
+        }
+        if (large)
+        {
+            foreach (var line in result.Log) stderr.WriteLine("memo allocate: " + line);
+            stderr.WriteLine(FormattableString.Invariant($"memo allocate: solved in {result.Seconds:F1} s; writing {settings.Output}"));
+        }
         PlanCsv.Write(settings.Output, problem, result.Offsets);
         if (settings.Plot is not null)
             ArenaPlot.Save(problem, result.Offsets, settings.Plot, $"{Path.GetFileName(settings.Input)}: {problem.Count} buffers, peak {result.Peak}, lower bound {result.LowerBound} ({result.Solver})");
@@ -100,6 +112,23 @@ public static class AllocateCommand
         if (check is { IsOk: false }) stderr.WriteLine($"memo allocate: the plan failed validation: {check.Message}");
         if (!fits) stderr.WriteLine($"memo allocate: peak {result.Peak} exceeds --capacity {settings.Capacity}; the plan was written anyway");
         return check is { IsOk: false } || !fits ? 1 : 0;
+    }
+
+    /// <summary>Inputs with at least this many buffers print their stages and the solver log to stderr.</summary>
+    internal const int LargeInput = 100_000;
+
+    /// <summary>Prints "solving: X s of Y s" to stderr every second while a solve runs (nothing for short solves).</summary>
+    private sealed class Ticker : IDisposable
+    {
+        private readonly Timer _timer;
+        private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+        public Ticker(TextWriter stderr, int buffers, double limit)
+        {
+            _timer = new Timer(_ => stderr.WriteLine(FormattableString.Invariant($"memo allocate: solving {buffers:N0} buffers: {_clock.Elapsed.TotalSeconds:F0} s of the {limit:0.##} s limit")), null, 1000, 1000);
+        }
+
+        public void Dispose() => _timer.Dispose();
     }
 
     private static string Json(Problem problem, PlanResult r, Settings s, PlanValidation? check, bool fits)

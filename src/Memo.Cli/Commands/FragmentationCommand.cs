@@ -24,12 +24,11 @@ public static class FragmentationCommand
 
     public static Command Create()
     {
-        var input = new Option<string>("--input", "-i") { Description = "Buffer trace: CSV with header id,lower,upper,size (minimalloc format).", Required = true };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
-        var solver = new Option<string>("--solver") { Description = "Planner for the planned peak: auto, bestfit, cpsat or search.", DefaultValueFactory = _ => "auto" };
-        solver.AcceptOnlyFromAmong("auto", "bestfit", "cpsat", "search");
-        var timeLimit = new Option<double>("--time-limit") { Description = "Planner time limit in seconds.", DefaultValueFactory = _ => 2 };
-        var threads = new Option<int>("--threads") { Description = "CP-SAT worker threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var input = OptionTable.Input();
+        var json = OptionTable.Json();
+        var solver = OptionTable.Solver();
+        var timeLimit = OptionTable.TimeLimit(2);
+        var threads = OptionTable.Threads();
         var command = new Command("fragmentation", "Compare PyTorch's caching allocator (simulated) with a planned arena on a buffer trace.")
         {
             input, json, solver, timeLimit, threads,
@@ -40,7 +39,7 @@ public static class FragmentationCommand
             Json = parse.GetValue(json),
             Solver = Planners.Parse(parse.GetValue(solver) ?? "auto"),
             TimeLimit = parse.GetValue(timeLimit),
-            Threads = parse.GetValue(threads),
+            Threads = Memo.Cli.Threads.Resolve(parse.GetValue(threads), Console.Error) ?? 0,
         }, Console.Out));
         return command;
     }

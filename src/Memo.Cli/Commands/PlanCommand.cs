@@ -18,12 +18,17 @@ public static class PlanCommand
 
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "Model: a preset (" + string.Join(", ", Presets.Names) + ") or a config.json path" };
-        var seq = new Option<string?>("--seq") { Description = "Tokens per sequence: 1048576, 128K or 1M" };
+        var model = OptionTable.Model();
+        var layers = OptionTable.Layers();
+        var seq = OptionTable.SeqOptional();
         var gpus = new Option<int?>("--gpus") { Description = "Number of GPUs (default: one node of the profile)" };
         var gpu = new Option<string>("--gpu") { Description = "Device profile: " + string.Join(", ", DeviceProfile.Names), DefaultValueFactory = _ => "a800" };
-        var hostMemory = new Option<string?>("--host-memory") { Description = "Host memory per node, e.g. 2TiB (overrides the profile)" };
-        var deviceMemory = new Option<string?>("--device-memory") { Description = "Device memory per GPU, e.g. 80GiB (overrides the profile)" };
+        var nodeHostMemory = OptionTable.NodeHostMemory();
+        // --host-memory is memo train's swap-store budget; plan names a node's host memory --node-host-memory and
+        // refuses the old spelling with a line saying so (hidden from help).
+        var hostMemory = OptionTable.HostMemory();
+        hostMemory.Hidden = true;
+        var deviceMemory = OptionTable.DeviceMemory();
         var tp = new Option<int?>("--tp") { Description = "Fix the tensor-parallel degree" };
         var cp = new Option<int?>("--cp") { Description = "Fix the context-parallel degree (the Ulysses degree for deepspeed)" };
         var dp = new Option<int?>("--dp") { Description = "Fix the data-parallel degree" };
@@ -32,13 +37,13 @@ public static class PlanCommand
             Description = "Strategies to compare: memo, megatron, deepspeed, keep (comma-separated or repeated; default all)",
             AllowMultipleArgumentsPerToken = true,
         };
-        var batch = new Option<long>("--batch") { Description = "Sequences per step", DefaultValueFactory = _ => 1 };
-        var json = new Option<bool>("--json") { Description = "Print JSON instead of tables" };
-        var plot = new Option<string?>("--plot") { Description = "Write a PNG: the per-GPU memory breakdown, or with --sweep-seq MFU and memory against sequence length" };
+        var batch = OptionTable.Batch(1);
+        var json = OptionTable.Json();
+        var plot = OptionTable.Plot();
         var sweep = new Option<string?>("--sweep-seq") { Description = "Plan at each length of a doubling range, e.g. 32K..4M" };
         var maxSeq = new Option<bool>("--max-seq") { Description = "Find the longest sequence (a multiple of 1K) that fits, per strategy" };
         var measure = new Option<bool>("--measure") { Description = "Measure what the local backend can (cpu: the engine's GEMM and attention FLOP/s at the model's shapes, element-wise and copy bandwidth)" };
-        var threads = new Option<int?>("--threads") { Description = "CPU engine worker threads (--gpu cpu; default: as memo train, all cores)" };
+        var threads = OptionTable.Threads();
         var profile = new Option<string?>("--profile") { Description = "JSON profile file overriding fields of --gpu (keys as in --json's profile)" };
         var pp = new Option<int?>("--pp") { Description = "Fix the pipeline-parallel degree (stages; must divide the layers)" };
         var lmHead = new Option<string>("--lm-head") { Description = "LM head and loss for every strategy: chunked (8K tokens at a time) or whole (all logits at once)", DefaultValueFactory = _ => "chunked" };
@@ -51,20 +56,23 @@ public static class PlanCommand
         var verbose = new Option<bool>("--verbose") { Description = "Print every efficiency, bandwidth and allowance with its source" };
         var sensitivity = new Option<bool>("--sensitivity") { Description = "Show how fit, alpha and MFU move when each assumed figure changes by a stated amount (with --plot: a tornado plot)" };
 
-        var cmd = new Command("plan", "Predict memory, step time and MFU of long-sequence training for memo, megatron, deepspeed and keep, before running it")
+        var cmd = new Command("plan", "Predict memory, step time and MFU of long-sequence training for memo, megatron, deepspeed and keep, before running it. Needs --model and --seq (or --max-seq or --sweep-seq instead of --seq). Exit code 3 when nothing fits.")
         {
-            model, seq, gpus, gpu, hostMemory, deviceMemory, tp, cp, dp, pp, strategy, batch, json, plot, sweep, maxSeq, measure, profile, threads,
+            model, layers, seq, gpus, gpu, nodeHostMemory, hostMemory, deviceMemory, tp, cp, dp, pp, strategy, batch, json, plot, sweep, maxSeq, measure, profile, threads,
             lmHead, without, fragmentation, verbose, sensitivity,
         };
         cmd.SetAction(pr =>
         {
+            if (pr.GetResult(hostMemory) is { Implicit: false })
+                throw new MemoException("--host-memory is memo train's budget for swapped activations; for the host memory of a node use --node-host-memory");
             var options = new PlanOptions
             {
                 Model = pr.GetValue(model),
-                Seq = pr.GetValue(seq),
+                Layers = pr.GetValue(layers),
+                Seq = pr.GetValue(seq)?.ToString(CultureInfo.InvariantCulture),
                 Gpus = pr.GetValue(gpus),
                 Gpu = pr.GetValue(gpu) ?? "a800",
-                HostMemory = pr.GetValue(hostMemory),
+                NodeHostMemory = pr.GetValue(nodeHostMemory),
                 DeviceMemory = pr.GetValue(deviceMemory),
                 Tp = pr.GetValue(tp),
                 Cp = pr.GetValue(cp),
@@ -77,7 +85,7 @@ public static class PlanCommand
                 MaxSeq = pr.GetValue(maxSeq),
                 Measure = pr.GetValue(measure),
                 Profile = pr.GetValue(profile),
-                Threads = pr.GetValue(threads),
+                Threads = Memo.Cli.Threads.Resolve(pr.GetValue(threads), pr.InvocationConfiguration.Error),
                 Pp = pr.GetValue(pp),
                 LmHead = pr.GetValue(lmHead) ?? "chunked",
                 Without = pr.GetValue(without) ?? [],
@@ -94,10 +102,11 @@ public static class PlanCommand
     public sealed record PlanOptions
     {
         public string? Model { get; init; }
+        public int? Layers { get; init; }
         public string? Seq { get; init; }
         public int? Gpus { get; init; }
         public string Gpu { get; init; } = "a800";
-        public string? HostMemory { get; init; }
+        public string? NodeHostMemory { get; init; }
         public string? DeviceMemory { get; init; }
         public int? Tp { get; init; }
         public int? Cp { get; init; }
@@ -122,8 +131,24 @@ public static class PlanCommand
         public bool MeasureArena { get; init; } = true;
     }
 
+    /// <summary>Exit code when the command ran but no strategy fits (the table or JSON is still printed).</summary>
+    public const int NothingFitsExitCode = 3;
+
     /// <summary>Runs the command; throws <see cref="MemoException"/> for bad input.</summary>
     public static int Run(PlanOptions o, TextWriter output, TextWriter error, ILocalMeasure? local = null)
+    {
+        try
+        {
+            return RunChecked(o, output, error, local);
+        }
+        catch (OverflowException)
+        {
+            // The cost model's arithmetic is checked: a length or batch whose memory passes 2^63 bytes lands here.
+            throw new MemoException($"--seq {o.Seq ?? o.SweepSeq ?? "(searched)"} x --batch {o.Batch} is too large to plan: its memory passes {long.MaxValue} bytes; give a shorter --seq");
+        }
+    }
+
+    private static int RunChecked(PlanOptions o, TextWriter output, TextWriter error, ILocalMeasure? local)
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(output);
@@ -131,6 +156,11 @@ public static class PlanCommand
         if (string.IsNullOrWhiteSpace(o.Model))
             throw new MemoException($"--model is required: a preset ({string.Join(", ", Presets.Names)}) or a config.json path");
         var cfg = Presets.Resolve(o.Model);
+        if (o.Layers is int layers)
+        {
+            if (layers < 1) throw new MemoException($"--layers must be at least 1 (got {layers})");
+            cfg = cfg with { NumLayers = layers };
+        }
 
         var dev = DeviceProfile.Resolve(o.Gpu);
         if (o.Profile is { } file)
@@ -139,8 +169,8 @@ public static class PlanCommand
             dev = DeviceProfile.FromJson(File.ReadAllText(file), file, dev);
         }
         if (o.DeviceMemory is { } dm) dev = dev with { DeviceMemoryBytes = Positive(Sizes.ParseBytes(dm, "--device-memory"), "--device-memory") };
-        if (o.HostMemory is { } hm) dev = dev with { HostMemoryBytes = Positive(Sizes.ParseBytes(hm, "--host-memory"), "--host-memory") };
-        if (o.HostMemory is not null && dev.HostReservedBytes >= dev.HostMemoryBytes) dev = dev with { HostReservedBytes = dev.HostMemoryBytes / 32 };
+        if (o.NodeHostMemory is { } hm) dev = dev with { HostMemoryBytes = Positive(Sizes.ParseBytes(hm, "--node-host-memory"), "--node-host-memory") };
+        if (o.NodeHostMemory is not null && dev.HostReservedBytes >= dev.HostMemoryBytes) dev = dev with { HostReservedBytes = dev.HostMemoryBytes / 32 };
         dev = dev.Validate("device profile");
         if (o.Threads is int th && th < 1) throw new MemoException($"--threads must be at least 1 (got {th})");
         if (o.Threads is not null && !dev.CpuEngine) throw new MemoException($"--threads sets the CPU engine's worker threads; it applies to --gpu cpu only, not '{dev.Name}'");
@@ -199,10 +229,13 @@ public static class PlanCommand
         }
         foreach (var n in notes) error.WriteLine("memo plan: " + n);
 
-        if (o.MaxSeq) return MaxSeqMode(request, strategies, o, output);
+        if (o.MaxSeq) return MaxSeqMode(request, strategies, o, output, error);
         if (o.SweepSeq is { } range) return SweepMode(request, StrategySearch.ParseLengths(range), strategies, o, output);
 
         var plans = StrategySearch.PlanAll(request, strategies);
+        int code = plans.Any(p => p.Fits) ? 0 : NothingFitsExitCode;
+        if (code != 0)
+            error.WriteLine($"memo plan: nothing fits: no strategy fits {cfg.Name} at {Sizes.FormatCount(request.Seq)} tokens x batch {request.Batch} on {request.Gpus} x {dev.Name}; try more --gpus, a shorter --seq, or --max-seq");
         var sens = o.Sensitivity ? Sensitivity.Run(request, strategies) : null;
         if (o.Plot is { } path)
         {
@@ -216,7 +249,7 @@ public static class PlanCommand
             root["strategies"] = PlanJson.Plans(plans);
             if (sens is not null) root["sensitivity"] = PlanJson.Sensitivity(sens);
             output.WriteLine(root.ToJsonString(PlanJson.Indented));
-            return 0;
+            return code;
         }
         var console = Console(output);
         Header(console, request);
@@ -227,12 +260,14 @@ public static class PlanCommand
         if (sens is not null) console.Write(SensitivityTable(sens));
         Assumptions(console, request, o.Verbose);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
-        return 0;
+        return code;
     }
 
-    private static int MaxSeqMode(PlanRequest request, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output)
+    private static int MaxSeqMode(PlanRequest request, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output, TextWriter error)
     {
         var results = strategies.Select(s => (Strategy: s, Result: StrategySearch.MaxSeq(request, s))).ToArray();
+        int code = results.Any(r => r.Result.MaxSeq > 0) ? 0 : NothingFitsExitCode;
+        if (code != 0) error.WriteLine($"memo plan: nothing fits: no strategy fits {request.Model.Name} at any length on {request.Gpus} x {request.Device.Name}; try more --gpus");
         if (o.Plot is { } path) StrategyPlots.Breakdown(results.Select(r => r.Result.Plan).ToArray(), path, $"{request.Model.Name} at its longest sequence, {request.Gpus} x {request.Device.Name}");
         if (o.Json)
         {
@@ -245,7 +280,7 @@ public static class PlanCommand
                 ["plan"] = PlanJson.Plan(r.Result.Plan),
             }).ToArray());
             output.WriteLine(root.ToJsonString(PlanJson.Indented));
-            return 0;
+            return code;
         }
         var console = Console(output);
         Header(console, request, showSeq: false);
@@ -271,7 +306,7 @@ public static class PlanCommand
         console.Write(t);
         Assumptions(console, request, o.Verbose);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
-        return 0;
+        return code;
     }
 
     private static int SweepMode(PlanRequest request, IReadOnlyList<long> seqs, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output)

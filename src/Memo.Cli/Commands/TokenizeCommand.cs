@@ -16,22 +16,21 @@ internal static class TokenizeCommand
     public static Command Create()
     {
         var inputs = new Argument<string[]>("inputs") { Description = "text files (UTF-8) or globs such as corpus/*.txt", Arity = ArgumentArity.OneOrMore };
-        var tokenizer = CliOptions.Text("--tokenizer", $"tokenizer: {TokenizerRegistry.Help}");
+        var tokenizer = OptionTable.Tokenizer();
         tokenizer.Required = true;
-        var output = CliOptions.Text("--output", "directory for the shards (PREFIX_train_NNNNNN.bin, PREFIX_val_NNNNNN.bin)");
-        output.Required = true;
-        var shardTokens = CliOptions.Count("--shard-tokens", "tokens per shard (e.g. 100M)", 100_000_000);
-        var valFraction = CliOptions.Double("--val-fraction", "fraction of documents held out as the validation split", 0);
-        var separator = CliOptions.Text("--doc-separator", "string that separates documents inside a file, with \\n and \\t escapes (e.g. '\\n\\n'); default: one document per file");
-        var format = CliOptions.Text("--format", "token width: auto (uint16 when the ids fit), u16 (llm.c version 1) or u32 (Memo's version 2)", "auto");
-        var prefix = CliOptions.Text("--prefix", "shard name prefix", "data");
-        var threads = CliOptions.Int("--threads", "encoding threads (default: all cores)", 0);
+        var output = OptionTable.Output(); // the shard directory: PREFIX_train_NNNNNN.bin, PREFIX_val_NNNNNN.bin
+        var shardTokens = OptionTable.Count("--shard-tokens", "tokens per shard (e.g. 100M)", 100_000_000);
+        var valFraction = OptionTable.Double("--val-fraction", "fraction of documents held out as the validation split", 0);
+        var separator = OptionTable.Text("--doc-separator", "string that separates documents inside a file, with \\n and \\t escapes (e.g. '\\n\\n'); default: one document per file");
+        var format = OptionTable.Text("--format", "token width: auto (uint16 when the ids fit), u16 (llm.c version 1) or u32 (Memo's version 2)", "auto");
+        var prefix = OptionTable.Text("--prefix", "shard name prefix", "data");
+        var threads = OptionTable.Threads();
         var cmd = new Command("tokenize", "Tokenize text files into token shards for training.")
         {
             inputs, tokenizer, output, shardTokens, valFraction, separator, format, prefix, threads,
         };
         cmd.SetAction(p => Run(p.GetValue(inputs)!, p.GetValue(tokenizer)!, p.GetValue(output)!, p.GetValue(shardTokens), p.GetValue(valFraction),
-            p.GetValue(separator), p.GetValue(format)!, p.GetValue(prefix)!, p.GetValue(threads)));
+            p.GetValue(separator), p.GetValue(format)!, p.GetValue(prefix)!, p.GetValue(threads) ?? 0));
         return cmd;
     }
 
@@ -46,6 +45,7 @@ internal static class TokenizeCommand
             _ => throw new MemoException($"--format must be auto, u16 or u32 (got '{format}')"),
         };
         if (threads < 0) throw new MemoException($"--threads must be positive (got {threads})");
+        threads = Math.Min(threads, Environment.ProcessorCount);
         if (prefix.Length == 0 || prefix.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || prefix.Contains('/', StringComparison.Ordinal))
             throw new MemoException($"--prefix '{prefix}' is not a plain file name part");
         var files = inputs.SelectMany(Resolve).ToList();

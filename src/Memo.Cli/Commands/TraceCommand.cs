@@ -8,6 +8,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Memo.Cli.Plots;
+using Memo.Cli.Commands.Train;
 using Memo.Cpu;
 using Memo.Model.Memory;
 using Memo.Planner;
@@ -35,14 +36,14 @@ public static class TraceCommand
 
     public static Command Create()
     {
-        var model = CliOptions.Text("--model", "preset name or config.json path", TrainCommand.DefaultModel);
-        var seq = CliOptions.Count("--seq", "sequence length T (e.g. 256, 4K)", TrainCommand.DefaultSeq);
-        var batch = CliOptions.Int("--batch", "sequences per micro-batch B", TrainCommand.DefaultBatch);
-        var policy = CliOptions.Text("--policy", "activation memory policy: keep, recompute, swap or memo", "keep");
-        var alpha = CliOptions.Text("--alpha", "memo: fraction of tokens whose token-local activations are swapped (host memory only; the device trace does not depend on it)");
-        var threads = CliOptions.Int("--threads", "CPU threads the attention workspace is sized for (default: all cores)", 0);
-        var output = new Option<string>("--output", "-o") { Description = "Where to write the trace: CSV with header id,lower,upper,size,alignment (minimalloc format).", Required = true };
-        var plot = new Option<string?>("--plot") { Description = "Also draw the engine's plan of the trace to this PNG file." };
+        var model = OptionTable.Model(TrainCommand.DefaultModel);
+        var seq = OptionTable.Seq(TrainCommand.DefaultSeq);
+        var batch = OptionTable.Batch(TrainCommand.DefaultBatch);
+        var policy = OptionTable.Policy();
+        var alpha = OptionTable.Alpha();
+        var threads = OptionTable.Threads();
+        var output = OptionTable.Output();
+        var plot = OptionTable.Plot();
         var command = new Command("trace", "Write the device-buffer requests of one training iteration as a minimalloc CSV trace.")
         {
             model, seq, batch, policy, alpha, threads, output, plot,
@@ -54,7 +55,7 @@ public static class TraceCommand
             Batch = p.GetValue(batch),
             Policy = p.GetValue(policy)!,
             Alpha = p.GetValue(alpha),
-            Threads = p.GetValue(threads),
+            Threads = Memo.Cli.Threads.Resolve(p.GetValue(threads), Console.Error) ?? 0,
             Output = p.GetRequiredValue(output),
             Plot = p.GetValue(plot),
         }, Console.Out));

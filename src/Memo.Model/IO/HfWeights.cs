@@ -7,7 +7,8 @@ namespace Memo.Model.IO;
 /// <c>model.safetensors.index.json</c> whose <c>weight_map</c> names the shard file of every tensor.
 /// Tensors may be F32, F16 or BF16 (read into fp32). GPT-2 checkpoints saved from the bare
 /// <c>GPT2Model</c> carry names without the <c>transformer.</c> prefix; both spellings are found.
-/// Tensors the model does not use (e.g. GPT-2's <c>attn.bias</c> mask buffers, a tied <c>lm_head</c>) are ignored.
+/// Non-parameter buffers (GPT-2's <c>attn.bias</c> masks, see <see cref="IsKnownBuffer"/>) are skipped; the loader
+/// refuses any other tensor the model does not use.
 /// </summary>
 public sealed unsafe class HfWeights : IDisposable
 {
@@ -24,6 +25,21 @@ public sealed unsafe class HfWeights : IDisposable
 
     /// <summary>Number of safetensors files read.</summary>
     public int FileCount => _readers.Count;
+
+    /// <summary>The safetensors files of the checkpoint, in index order.</summary>
+    public IReadOnlyList<SafeTensorsReader> Files => _readers;
+
+    /// <summary>Every tensor name the checkpoint holds (as stored).</summary>
+    public IEnumerable<string> TensorNames => _byName.Keys;
+
+    /// <summary>
+    /// True for the non-parameter buffers that published checkpoints carry and no model parameter corresponds to:
+    /// GPT-2's causal-mask buffers (<c>h.N.attn.bias</c>, <c>h.N.attn.masked_bias</c>) and llama's cached
+    /// <c>rotary_emb.inv_freq</c>. Any other tensor the model does not use is an error for the loader to report.
+    /// </summary>
+    public static bool IsKnownBuffer(string name) =>
+        name.EndsWith(".attn.bias", StringComparison.Ordinal) || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
+        || name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal);
 
     /// <summary>True when <paramref name="dir"/> holds model.safetensors or an index of shards.</summary>
     public static bool Exists(string dir) =>

@@ -112,24 +112,32 @@ public sealed unsafe class SafeTensorsReader : IDisposable
         }
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new MemoException($"{path}: header is JSON but not an object ({doc.RootElement.ValueKind}); {Hint}");
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            var tensors = new List<SafeTensorInfo>();
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try
             {
-                if (!seen.Add(prop.Name))
-                    throw new MemoException($"{path}: header names '{prop.Name}' twice; {Hint}");
-                if (prop.Name == SafeTensorsFormat.MetadataKey)
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                    throw new MemoException($"{path}: header is JSON but not an object ({doc.RootElement.ValueKind}); {Hint}");
+                var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+                var tensors = new List<SafeTensorInfo>();
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var prop in doc.RootElement.EnumerateObject())
                 {
-                    ParseMetadata(path, prop.Value, metadata);
-                    continue;
+                    if (!seen.Add(prop.Name))
+                        throw new MemoException($"{path}: header names '{Sizes.Printable(prop.Name)}' twice; {Hint}");
+                    if (prop.Name == SafeTensorsFormat.MetadataKey)
+                    {
+                        ParseMetadata(path, prop.Value, metadata);
+                        continue;
+                    }
+                    tensors.Add(ParseTensor(path, prop.Name, prop.Value));
                 }
-                tensors.Add(ParseTensor(path, prop.Name, prop.Value));
+                CheckLayout(path, tensors, dataSize);
+                return new SafeTensorsReader(path, handle, tensors, metadata, dataStart);
             }
-            CheckLayout(path, tensors, dataSize);
-            return new SafeTensorsReader(path, handle, tensors, metadata, dataStart);
+            catch (InvalidOperationException e)
+            {
+                // Names and strings that are not valid UTF-8 fail when they are read, not when the JSON is parsed.
+                throw new MemoException($"{path}: header holds text that is not valid UTF-8 ({OneLine(e.Message)}); {Hint}", e);
+            }
         }
     }
 
@@ -141,29 +149,31 @@ public sealed unsafe class SafeTensorsReader : IDisposable
         foreach (var kv in v.EnumerateObject())
         {
             if (kv.Value.ValueKind != JsonValueKind.String)
-                throw new MemoException($"{path}: __metadata__ entry '{kv.Name}' is not a string; {Hint}");
+                throw new MemoException($"{path}: __metadata__ entry '{Sizes.Printable(kv.Name)}' is not a string; {Hint}");
             metadata[kv.Name] = kv.Value.GetString()!;
         }
     }
 
     private static SafeTensorInfo ParseTensor(string path, string name, JsonElement v)
     {
-        string where = $"{path}: tensor '{name}'";
+        string where = $"{path}: tensor '{Sizes.Printable(name)}'";
         if (v.ValueKind != JsonValueKind.Object)
             throw new MemoException($"{where}: entry is not an object with dtype, shape and data_offsets; {Hint}");
         if (!v.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
             throw new MemoException($"{where}: missing or non-string \"dtype\"; {Hint}");
         string dtName = dt.GetString()!;
         if (!SafeTensorDTypes.TryParse(dtName, out var dtype))
-            throw new MemoException($"{where}: unknown dtype '{dtName}' (known: {SafeTensorDTypes.AllNames}); {Hint}");
+            throw new MemoException($"{where}: unknown dtype '{Sizes.Printable(dtName)}' (known: {SafeTensorDTypes.AllNames}); {Hint}");
         if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
             throw new MemoException($"{where}: missing or non-array \"shape\"; {Hint}");
         var shape = new long[sh.GetArrayLength()];
         int i = 0;
         foreach (var d in sh.EnumerateArray())
         {
+            if (d.ValueKind == JsonValueKind.Number && !d.TryGetInt64(out _) && d.GetRawText().All(char.IsAsciiDigit))
+                throw new MemoException($"{where}: shape entry {Sizes.Printable(d.GetRawText())} is out of range (at most {long.MaxValue}); {Hint}");
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long dim))
-                throw new MemoException($"{where}: shape entry {d.GetRawText()} is not an integer; {Hint}");
+                throw new MemoException($"{where}: shape entry {Sizes.Printable(d.GetRawText())} is not an integer; {Hint}");
             if (dim < 0)
                 throw new MemoException($"{where}: shape entry {dim} is negative; {Hint}");
             shape[i++] = dim;
@@ -184,8 +194,10 @@ public sealed unsafe class SafeTensorsReader : IDisposable
 
     private static long Offset(string where, JsonElement e)
     {
+        if (e.ValueKind == JsonValueKind.Number && !e.TryGetInt64(out _) && e.GetRawText().All(char.IsAsciiDigit))
+            throw new MemoException($"{where}: data offset {Sizes.Printable(e.GetRawText())} is out of range (at most {long.MaxValue}); {Hint}");
         if (e.ValueKind != JsonValueKind.Number || !e.TryGetInt64(out long x) || x < 0)
-            throw new MemoException($"{where}: data offset {e.GetRawText()} is not a non-negative integer; {Hint}");
+            throw new MemoException($"{where}: data offset {Sizes.Printable(e.GetRawText())} is not a non-negative integer; {Hint}");
         return x;
     }
 
@@ -274,7 +286,7 @@ public sealed unsafe class SafeTensorsReader : IDisposable
             case SafeTensorDType.BF16:
                 break;
             default:
-                throw new MemoException($"{Path}: tensor '{t.Name}' has dtype {t.DType.Name()}, not a float type (F32, F16 or BF16); the checkpoint was saved by another program");
+                throw new MemoException($"{Path}: tensor '{Sizes.Printable(t.Name)}' has dtype {t.DType.Name()}, which Memo does not load as weights (it reads F32, F16 and BF16); convert the checkpoint to float32");
         }
         byte[] buf = ArrayPool<byte>.Shared.Rent(ChunkBytes);
         try
@@ -323,7 +335,7 @@ public sealed unsafe class SafeTensorsReader : IDisposable
         }
     }
 
-    private static string OneLine(string s) => s.Replace('\n', ' ').Replace('\r', ' ');
+    private static string OneLine(string s) => Sizes.Printable(s.Replace('\n', ' ').Replace('\r', ' '), 200);
 
     public void Dispose() => _handle.Dispose();
 }

@@ -25,10 +25,11 @@ public sealed partial class DefaultTrainingTests(ITestOutputHelper output)
     {
         string dir = MemoProcess.TempDir();
         var r = MemoProcess.Run(dir, "train", "--log", "log.jsonl");
-        output.WriteLine(r.Stderr.Split('\n').LastOrDefault(l => l.StartsWith("done:", StringComparison.Ordinal)) ?? "");
+        // Results (the summary and the held-out line) go to stdout, diagnostics and progress to stderr.
+        output.WriteLine(r.Stdout.Split('\n').LastOrDefault(l => l.StartsWith("done:", StringComparison.Ordinal)) ?? "");
         Assert.True(r.Exit == 0, r.Stderr);
-        var m = HeldOutLine().Match(r.Stderr);
-        Assert.True(m.Success, "no held-out line in:\n" + r.Stderr[^Math.Min(2000, r.Stderr.Length)..]);
+        var m = HeldOutLine().Match(r.Stdout);
+        Assert.True(m.Success, "no held-out line in:\n" + r.Stdout[^Math.Min(2000, r.Stdout.Length)..]);
         output.WriteLine(m.Value);
         Assert.True(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) >= 1000);
         Assert.Equal(64, int.Parse(m.Groups[4].Value, CultureInfo.InvariantCulture));

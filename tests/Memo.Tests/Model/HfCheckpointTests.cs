@@ -55,11 +55,13 @@ public sealed class HfCheckpointTests(ITestOutputHelper output)
         // Guards the test above against a rope_scaling that is parsed but not applied.
         string dir = ReferenceModelTests.FixtureDir("hf-llama3-bf16");
         string work = MemoProcess.TempDir();
-        foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(work, Path.GetFileName(f)));
+        string ck = Path.Combine(work, "ck"); // the gradients go beside the checkpoint, never into it
+        Directory.CreateDirectory(ck);
+        foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(ck, Path.GetFileName(f)));
         var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
         cfg.Remove("rope_scaling");
-        File.WriteAllText(Path.Combine(work, "config.json"), cfg.ToJsonString());
-        var r = MemoProcess.Run(work, "eval", "--checkpoint", work, "--data", "tokens.bin", "--seq", "96", "--grads", "g.safetensors");
+        File.WriteAllText(Path.Combine(ck, "config.json"), cfg.ToJsonString());
+        var r = MemoProcess.Run(work, "eval", "--checkpoint", "ck", "--data", "ck/tokens.bin", "--seq", "96", "--grads", "g.safetensors");
         Assert.True(r.Exit == 0, r.Stderr);
         // With small random weights the loss barely depends on positions; the q/k gradients do.
         using var mine = SafeTensorsReader.Open(Path.Combine(work, "g.safetensors"));
@@ -78,11 +80,13 @@ public sealed class HfCheckpointTests(ITestOutputHelper output)
     {
         string dir = ReferenceModelTests.FixtureDir("hf-yarn-bf16");
         string work = MemoProcess.TempDir();
-        foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(work, Path.GetFileName(f)));
+        string ck = Path.Combine(work, "ck"); // the gradients go beside the checkpoint, never into it
+        Directory.CreateDirectory(ck);
+        foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(ck, Path.GetFileName(f)));
         var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
         cfg["intermediate_size"] = 128;
-        File.WriteAllText(Path.Combine(work, "config.json"), cfg.ToJsonString());
-        var r = MemoProcess.Run(work, "eval", "--checkpoint", work, "--data", "tokens.bin", "--seq", "96", "--grads", "g.safetensors");
+        File.WriteAllText(Path.Combine(ck, "config.json"), cfg.ToJsonString());
+        var r = MemoProcess.Run(work, "eval", "--checkpoint", "ck", "--data", "ck/tokens.bin", "--seq", "96", "--grads", "g.safetensors");
         Assert.Equal(2, r.Exit);
         Assert.Contains("do not match config.json", r.Stderr, StringComparison.Ordinal);
         Assert.Single(r.Stderr.Trim().Split('\n'));
@@ -94,11 +98,13 @@ public sealed class HfCheckpointTests(ITestOutputHelper output)
     {
         string dir = ReferenceModelTests.FixtureDir("hf-yarn-bf16");
         string work = MemoProcess.TempDir();
-        foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(work, Path.GetFileName(f)));
+        string ck = Path.Combine(work, "ck"); // the gradients go beside the checkpoint, never into it
+        Directory.CreateDirectory(ck);
+        foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(ck, Path.GetFileName(f)));
         var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
         cfg["rope_scaling"]!["rope_type"] = "longrope2";
-        File.WriteAllText(Path.Combine(work, "config.json"), cfg.ToJsonString());
-        var r = MemoProcess.Run(work, "eval", "--checkpoint", work, "--data", "tokens.bin", "--seq", "96");
+        File.WriteAllText(Path.Combine(ck, "config.json"), cfg.ToJsonString());
+        var r = MemoProcess.Run(work, "eval", "--checkpoint", "ck", "--data", "ck/tokens.bin", "--seq", "96");
         Assert.Equal(2, r.Exit);
         Assert.Contains("rope_scaling type 'longrope2' is not supported", r.Stderr, StringComparison.Ordinal);
         Assert.Single(r.Stderr.Trim().Split('\n'));
@@ -114,9 +120,11 @@ public sealed class HfCheckpointTests(ITestOutputHelper output)
     {
         string dir = ReferenceModelTests.FixtureDir("hf-llama3-bf16");
         string work = MemoProcess.TempDir();
-        foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(work, Path.GetFileName(f)));
-        File.Delete(Path.Combine(work, "model-00002-of-00003.safetensors"));
-        var e = Assert.Throws<MemoException>(() => HfWeights.Open(work));
+        string ck = Path.Combine(work, "ck"); // the gradients go beside the checkpoint, never into it
+        Directory.CreateDirectory(ck);
+        foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(ck, Path.GetFileName(f)));
+        File.Delete(Path.Combine(ck, "model-00002-of-00003.safetensors"));
+        var e = Assert.Throws<MemoException>(() => HfWeights.Open(ck));
         Assert.Contains("model-00002-of-00003.safetensors", e.Message, StringComparison.Ordinal);
     }
 }

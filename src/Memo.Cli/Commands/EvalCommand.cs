@@ -5,25 +5,49 @@ using Memo.Model;
 using Memo.Training;
 using Memo.Training.Data;
 
-namespace Memo.Cli;
+namespace Memo.Cli.Commands;
 
 /// <summary><c>memo eval</c>: the loss of the first batch of a data file, and optionally its gradients.</summary>
 internal static class EvalCommand
 {
     public static Command Create()
     {
-        var checkpoint = CliOptions.Text("--checkpoint", "checkpoint directory (config.json + model.safetensors)");
+        var checkpoint = OptionTable.Checkpoint();
         checkpoint.Required = true;
-        var data = CliOptions.Text("--data", "a text file (the checkpoint's tokenizer, else byte tokens) or token shard(s)");
+        var data = OptionTable.Data();
         data.Required = true;
-        var seq = CliOptions.Count("--seq", "sequence length T", 256);
-        var batch = CliOptions.Int("--batch", "batch rows B", 1);
-        var grads = CliOptions.Text("--grads", "write the gradient of the loss for every parameter to this safetensors file");
-        var json = CliOptions.Flag("--json", "print {\"loss\": ...} instead of a line of text");
-        var backend = CliOptions.Text("--backend", "kernels to run on: cpu (vectorized, all threads) or reference (scalar, one thread; for checking)", "cpu");
+        var seq = OptionTable.Seq(256);
+        var batch = OptionTable.Batch(1);
+        var grads = OptionTable.Text("--grads", "write the gradient of the loss for every parameter to this safetensors file");
+        var json = OptionTable.Json();
+        var backend = OptionTable.Backend();
         var cmd = new Command("eval", "Print the mean cross-entropy of the first batch of a data file.") { checkpoint, data, seq, batch, grads, json, backend };
         cmd.SetAction(p => Run(p.GetValue(checkpoint)!, p.GetValue(data)!, p.GetValue(seq), p.GetValue(batch), p.GetValue(grads), p.GetValue(json), p.GetValue(backend)!));
         return cmd;
+    }
+
+    /// <summary>Gradients never go into a checkpoint directory, nor over a file that holds weights.</summary>
+    private static void CheckGradsPath(string gradsPath, string checkpointDir)
+    {
+        string grads = Path.GetFullPath(gradsPath);
+        string ck = Path.GetFullPath(checkpointDir).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        if (grads.StartsWith(ck, StringComparison.Ordinal))
+            throw new MemoException($"--grads {gradsPath} is inside the checkpoint directory {checkpointDir}; write the gradients elsewhere");
+        if (File.Exists(grads))
+        {
+            string? content = null;
+            try
+            {
+                using var reader = Memo.Model.IO.SafeTensorsReader.Open(grads);
+                content = reader.Metadata.GetValueOrDefault("memo_content");
+            }
+            catch (MemoException)
+            {
+                // not a safetensors file memo can read: replacing it is the user's call
+            }
+            if (content is "weights")
+                throw new MemoException($"--grads {gradsPath} holds model weights; write the gradients to another file");
+        }
     }
 
     private static unsafe int Run(string dir, string dataPath, long seqLong, int batch, string? gradsPath, bool json, string backendName)
@@ -31,6 +55,7 @@ internal static class EvalCommand
         if (batch < 1) throw new MemoException($"--batch must be at least 1 (got {batch})");
         if (seqLong < 1 || seqLong > int.MaxValue) throw new MemoException($"--seq must be between 1 and {int.MaxValue} (got {seqLong})");
         int seq = (int)seqLong;
+        if (gradsPath != null) CheckGradsPath(gradsPath, dir);
         var cfg = Checkpoint.ReadConfig(dir);
         if (cfg.HasLearnedPositions && seq > cfg.MaxPositions)
             throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of this gpt2 model; use --seq {cfg.MaxPositions} or less");
