@@ -79,7 +79,13 @@ public unsafe interface ICommunicator : IDisposable
     void ReduceScatter(void* send, void* receive, long countPerRank, CommType type, CommOp op, CommStream stream = default);
 
     void Barrier();
+
+    /// <summary>What this rank has sent since it was created (counted by the communicator, per call).</summary>
+    CommCounters Counters { get; }
 }
+
+/// <summary>Bytes and calls of one rank's communication: point-to-point sends, and this rank's input to collectives.</summary>
+public readonly record struct CommCounters(long SendBytes, long Sends, long CollectiveBytes, long Collectives);
 
 /// <summary>A communication failed or a peer did not answer in time. The message is one line naming the operation and the peer.</summary>
 public sealed class CommunicatorException : Exception

@@ -50,6 +50,9 @@ public sealed unsafe class LocalGroup
     private sealed class Member(LocalGroup group, int rank, TimeSpan timeout) : ICommunicator
     {
         private readonly List<(bool Done, nint Buffer, long Bytes, int Peer, int Tag)> _pending = [];
+        private CommCounters _counters;
+
+        public CommCounters Counters => _counters;
 
         public int Rank => rank;
 
@@ -86,6 +89,7 @@ public sealed unsafe class LocalGroup
         {
             CheckPeer(peer);
             long bytes = checked(count * Comm.ElementSize(type));
+            _counters = _counters with { SendBytes = _counters.SendBytes + bytes, Sends = _counters.Sends + 1 };
             var copy = new byte[bytes];
             new ReadOnlySpan<byte>(buffer, checked((int)bytes)).CopyTo(copy);
             lock (group._lock)
@@ -220,6 +224,7 @@ public sealed unsafe class LocalGroup
         private void Stage(void* send, long count, CommType type)
         {
             long bytes = checked(count * Comm.ElementSize(type));
+            _counters = _counters with { CollectiveBytes = _counters.CollectiveBytes + bytes, Collectives = _counters.Collectives + 1 };
             var copy = new byte[bytes];
             new ReadOnlySpan<byte>(send, checked((int)bytes)).CopyTo(copy);
             group._staged[rank] = copy;

@@ -28,6 +28,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     private readonly bool[] _used = new bool[TableSize];
     private readonly string _name;
     private bool _disposed;
+    private long _sendBytes, _sends, _collectiveBytes, _collectives;
 
     private MpiCommunicator(int comm, bool isWorld, TimeSpan timeout, string name)
     {
@@ -49,6 +50,8 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public int Size { get; }
 
     public TimeSpan Timeout { get; }
+
+    public CommCounters Counters => new(_sendBytes, _sends, _collectiveBytes, _collectives);
 
     /// <summary>Whether MPI failed in this process (then Finalize is skipped: it would wait for the dead peer).</summary>
     public static bool Failed { get; private set; }
@@ -101,6 +104,11 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         CheckPeer(peer);
         int parts = Math.Max(1, (int)((count + MaxPart - 1) / MaxPart));
         int slot = Reserve(parts);
+        if (send)
+        {
+            _sendBytes += count * Comm.ElementSize(type);
+            _sends++;
+        }
         int dt = Datatype(type);
         long elem = Comm.ElementSize(type);
         for (int p = 0; p < parts; p++)
@@ -131,6 +139,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public void AllReduce(void* send, void* receive, long count, CommType type, CommOp op, CommStream stream = default)
     {
         Comm.CheckCount(count, "all-reduce");
+        Count(count, type);
         if (count == 0) return;
         int parts = (int)((count + MaxPart - 1) / MaxPart);
         int slot = Reserve(parts);
@@ -148,6 +157,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public void AllGather(void* send, void* receive, long countPerRank, CommType type, CommStream stream = default)
     {
         Comm.CheckCount(countPerRank, "all-gather");
+        Count(countPerRank, type);
         if (countPerRank > MaxPart) throw new MemoException($"all-gather of {countPerRank} elements per rank exceeds the {MaxPart} an MPI call takes");
         if (countPerRank == 0) return;
         int slot = Reserve(1);
@@ -160,6 +170,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public void ReduceScatter(void* send, void* receive, long countPerRank, CommType type, CommOp op, CommStream stream = default)
     {
         Comm.CheckCount(countPerRank, "reduce-scatter");
+        Count(countPerRank * Size, type);
         if (countPerRank > MaxPart) throw new MemoException($"reduce-scatter of {countPerRank} elements per rank exceeds the {MaxPart} an MPI call takes");
         if (countPerRank == 0) return;
         int slot = Reserve(1);
@@ -172,6 +183,12 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         int slot = Reserve(1);
         Check(MpiNative.MPI_Ibarrier(_comm, &_requests[slot]), "barrier");
         WaitFor(new CommRequest(slot, 1), "barrier");
+    }
+
+    private void Count(long count, CommType type)
+    {
+        _collectiveBytes += count * Comm.ElementSize(type);
+        _collectives++;
     }
 
     /// <summary>

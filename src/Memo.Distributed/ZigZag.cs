@@ -32,6 +32,24 @@ public readonly record struct ZigZag(long SeqLen, int Ranks)
     public long GlobalPosition(int rank, long t) =>
         t < Chunk ? rank * Chunk + t : (2L * Ranks - 1 - rank) * Chunk + (t - Chunk);
 
+    /// <summary>
+    /// Local rows [<paramref name="r0"/>, r0 + <paramref name="rows"/>) of <paramref name="rank"/> (over all sequences of
+    /// the batch, T/C rows each) cut into runs of consecutive global positions: (first local row, rows, first position).
+    /// Position-dependent kernels (RoPE, learned positions) run once per run.
+    /// </summary>
+    public IEnumerable<(long Row, long Rows, long Position)> Segments(int rank, long r0, long rows)
+    {
+        long end = r0 + rows, local = LocalLen, chunk = Chunk;
+        long r = r0;
+        while (r < end)
+        {
+            long t = r % local;
+            long runEnd = Math.Min(end, r - t + (t < chunk ? chunk : local));
+            yield return (r, runEnd - r, GlobalPosition(rank, t));
+            r = runEnd;
+        }
+    }
+
     /// <summary>The two chunk indices rank r holds, in local order.</summary>
     public (int First, int Second) Chunks(int rank) => (rank, 2 * Ranks - 1 - rank);
 }

@@ -5,12 +5,12 @@ using Memo.Cpu.Kernels;
 namespace Memo.Distributed.Host;
 
 /// <summary>Largest relative error (max |ring - reference| / max |reference|) per tensor, and whether two runs gave the same bits.</summary>
-public sealed record RingCheckResult(double ErrO, double ErrLse, double ErrDq, double ErrDk, double ErrDv, bool SameBits, RingStats Stats)
+public sealed record RingCheckResult(double ErrO, double ErrLse, double ErrDq, double ErrDk, double ErrDv, bool SameBits, RingStats Stats, long CommSendBytes)
 {
     public double MaxErr => new[] { ErrO, ErrLse, ErrDq, ErrDk, ErrDv }.Max();
 
     public override string ToString() =>
-        $"o {ErrO:E2} lse {ErrLse:E2} dq {ErrDq:E2} dk {ErrDk:E2} dv {ErrDv:E2} same-bits {SameBits} sent {Stats.BytesSent} B";
+        $"o {ErrO:E2} lse {ErrLse:E2} dq {ErrDq:E2} dk {ErrDk:E2} dv {ErrDv:E2} same-bits {SameBits} sent {CommSendBytes} B";
 }
 
 /// <summary>
@@ -69,7 +69,9 @@ public static unsafe class RingCheck
             }
             return lg;
         }
+        long sentBefore = ring.Counters.SendBytes;
         var g1 = RunOnce(out var o1, out var lse1);
+        long sent = ring.Counters.SendBytes - sentBefore;
         var stats = attention.Stats;
         var g2 = RunOnce(out var o2, out var lse2);
         bool same = Same(g1, g2) && Same(o1, o2) && Same(lse1, lse2);
@@ -80,7 +82,7 @@ public static unsafe class RingCheck
             Err(g1, Gather(dqkv, rows, qStride), qStride, 0, kOff),
             Err(g1, Gather(dqkv, rows, qStride), qStride, kOff, vOff),
             Err(g1, Gather(dqkv, rows, qStride), qStride, vOff, qStride),
-            same, stats);
+            same, stats, sent);
     }
 
     private static float[] Random(Random rng, long n)
