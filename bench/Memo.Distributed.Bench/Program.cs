@@ -1,3 +1,4 @@
+using Memo.Backends;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;

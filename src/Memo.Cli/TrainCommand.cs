@@ -59,11 +59,14 @@ internal static class TrainCommand
         var poison = CliOptions.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
         var dryRun = CliOptions.Flag("--dry-run", "print the memory report and stop before training");
         var backend = CliOptions.Text("--backend", "kernels to run on: cpu (vectorized, all threads) or reference (scalar, one thread; for checking)", "cpu");
+        var cp = CliOptions.Int("--cp", "context-parallel ranks C: each sequence is split zig-zag over C processes with ring attention (launch N = C x D processes with mpiexec -n N; D groups train on different batches)", 1);
+        var checkReplicas = CliOptions.Int("--check-replicas", "with several processes: compare parameter checksums over all ranks every K steps (0: never)", 0);
+        var commTimeout = CliOptions.Double("--comm-timeout", "with several processes: seconds to wait for another rank before stopping with an error", ParallelRun.DefaultTimeoutSeconds);
 
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, backend,
+            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, backend, cp, checkReplicas, commTimeout,
         };
         cmd.SetAction(p =>
         {
@@ -93,6 +96,9 @@ internal static class TrainCommand
                 Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison)),
                 DryRun = p.GetValue(dryRun),
                 Backend = p.GetValue(backend)!,
+                Cp = p.GetValue(cp),
+                CheckReplicas = p.GetValue(checkReplicas),
+                CommTimeout = p.GetValue(commTimeout),
             };
             return Run(o);
         });
@@ -125,6 +131,9 @@ internal static class TrainCommand
         public MemoryOptions Memory { get; init; } = new();
         public bool DryRun { get; init; }
         public string Backend { get; init; } = "cpu";
+        public int Cp { get; init; } = 1;
+        public int CheckReplicas { get; init; }
+        public double CommTimeout { get; init; } = ParallelRun.DefaultTimeoutSeconds;
     }
 
     internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison)
@@ -147,6 +156,7 @@ internal static class TrainCommand
     internal static int Run(TrainArgs a)
     {
         if (a.Threads < 0) throw new MemoException($"--threads must be positive (got {a.Threads})");
+        if (a.Cp < 1) throw new MemoException($"--cp must be at least 1 (got {a.Cp})");
         if (a.Threads > 0) WorkerPool.SetDefaultThreads(a.Threads);
         TrainerState? resumed = null;
         ModelConfig cfg;
@@ -205,22 +215,47 @@ internal static class TrainCommand
             throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of gpt2 model '{cfg.Name}'; use --seq {cfg.MaxPositions} or less");
         if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
         if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
+        if (a.CheckReplicas < 0) throw new MemoException($"--check-replicas must be zero or more (got {a.CheckReplicas})");
+        if (a.Cp > 1)
+        {
+            foreach (var st in hyper.Curriculum)
+            {
+                if (st.Seq % (2 * a.Cp) != 0)
+                    throw new MemoException($"curriculum stage {st.Seq}x{st.Steps} does not split into {2 * a.Cp} equal chunks for --cp {a.Cp}; use stage lengths that are multiples of {2 * a.Cp} or --curriculum 0");
+            }
+        }
+        int cp = Math.Max(1, a.Cp), local = seq / cp;
 
-        using var backend = BackendRegistry.Create(a.Backend);
+        using var baseBackend = BackendRegistry.Create(a.Backend);
         using var source = DataSpec.Open(dataSpec, seed, cfg.VocabSize);
         if (a.DryRun)
         {
-            var layout = MemoryLayout.Build(cfg, batch, seq, a.Memory.Policy, backend);
+            // Per rank: the plan of T/C rows per sequence on the ring's backend (no peers needed to plan).
+            if (cp > 1) Distributed.ZigZag.Create(seq, cp);
+            using var standIn = cp > 1 ? ParallelRun.ContextBackend(baseBackend, Distributed.LocalGroup.Create(cp, TimeSpan.FromSeconds(1))[0], cfg, batch, seq) : null;
+            var planned = standIn ?? baseBackend;
+            var layout = MemoryLayout.Build(cfg, batch, local, a.Memory.Policy, planned);
             long capacity = a.Memory.DeviceBudget ?? layout.TotalBytes;
-            if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, batch, seq, a.Memory, Workspaces.Of(backend, cfg), capacity);
+            if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, batch, local, a.Memory, Workspaces.Of(planned, cfg), capacity);
             double alphaShown = a.Memory.Alpha ?? (a.Memory.Policy == PolicyKind.Memo ? 1.0 : 0);
-            long hostBytes = MemoryReport.HostBytes(cfg, batch, seq, a.Memory.Policy, alphaShown);
+            long hostBytes = MemoryReport.HostBytes(cfg, batch, local, a.Memory.Policy, alphaShown);
             Console.WriteLine($"model   {cfg}");
+            if (cp > 1)
+            {
+                var ringShape = new Distributed.RingShape(batch, local / 2, cfg.NumHeads, cfg.NumKvHeads, cfg.HeadDim, 1);
+                long ringBytes = cfg.NumLayers * Distributed.RingAttention.BytesPerLayer(ringShape, cp);
+                Console.WriteLine($"per rank: {cp} context-parallel ranks, {batch} x {local} of the {batch} x {seq} tokens each; ring key/value and dK/dV blocks in the attention workspace");
+                Console.WriteLine($"ring    each rank sends {ringBytes} bytes per micro-batch ({Sizes.FormatBytes(ringBytes)}: {3 * cp - 2} key/value blocks of {Sizes.FormatBytes(ringShape.KvFloats * 4)} per layer)");
+            }
             Console.WriteLine(MemoryReport.Describe(layout, capacity, hostBytes, alphaShown));
             return 0;
         }
-        using var model = new Transformer(backend, cfg, batch, seq, a.Memory);
-        using var trainer = new Trainer(model, source, hyper, batch, seq, accum);
+        using var parallel = ParallelRun.Start(cp, seq, a.CommTimeout);
+        using var cpBackend = parallel != null && cp > 1 ? parallel.Backend(baseBackend, cfg, batch, seq) : null;
+        var backend = cpBackend ?? baseBackend;
+        bool root = parallel?.IsRoot ?? true;
+        using var model = new Transformer(backend, cfg, batch, local, a.Memory);
+        using var trainer = new Trainer(model, source, hyper, batch, seq, accum, parallel?.Groups) { CheckReplicasEvery = a.CheckReplicas };
         if (resumed != null)
         {
             Checkpoint.LoadWeights(a.ResumeDir!, model);
@@ -237,24 +272,28 @@ internal static class TrainCommand
         console.WriteLine($"model   {cfg}");
         console.WriteLine($"data    {source.Description}");
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"batch   {batch} x {seq} tokens x {accum} micro-batches = {trainer.TokensPerStep} tokens/step, {backend.Threads} threads{(backend.Name == BackendRegistry.Default ? "" : ", backend " + backend.Name)}, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
+            $"batch   {batch} x {seq} tokens x {accum} micro-batches{(parallel == null ? "" : $" x {parallel.Groups.DataSize} data-parallel groups")} = {trainer.TokensPerStep} tokens/step, {backend.Threads} threads{(backend.Name == BackendRegistry.Default ? "" : ", backend " + backend.Name)}, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
+        if (parallel != null)
+            console.WriteLine($"ranks   {parallel.Groups.World.Size} processes: {parallel.Groups.DataSize} data-parallel groups of {cp} context-parallel ranks, {batch} x {local} tokens per rank; memory below is rank 0's");
         console.WriteLine(MemoryReport.Describe(model.DeviceLayout, model.Arena.Capacity, model.HostStoreBytes, model.Alpha));
         if (hyper.Curriculum.Count > 0)
             console.WriteLine($"length curriculum {SeqStage.Format(hyper.Curriculum)} (SEQxSTEPS), then {seq} from step {hyper.CurriculumSteps + 1}");
         if (resumed != null) console.WriteLine($"resumed from {a.ResumeDir} at step {trainer.Step}");
 
-        using var logWriter = a.LogFile != null ? OpenLog(a.LogFile, append: resumed != null) : null;
+        using var logWriter = a.LogFile != null && root ? OpenLog(a.LogFile, append: resumed != null) : null;
         var history = new List<StepMetrics>();
         var runner = new Action<Action<StepMetrics>>(onStep =>
         {
             while (trainer.Step < totalSteps)
             {
+                var ring = cpBackend as Distributed.ContextParallelBackend;
+                ring?.ResetStats();
                 var m = trainer.TrainStep();
                 history.Add(m);
                 if (!double.IsFinite(m.Loss)) throw new MemoException($"the loss became {m.Loss} at step {m.Step}; lower --lr");
-                logWriter?.WriteLine(LogLine(m));
+                logWriter?.WriteLine(LogLine(m, ring?.Stats));
                 logWriter?.Flush();
-                if (a.CheckpointDir != null && (trainer.Step % a.CheckpointEvery == 0 || trainer.Step == totalSteps))
+                if (root && a.CheckpointDir != null && (trainer.Step % a.CheckpointEvery == 0 || trainer.Step == totalSteps))
                     SaveCheckpoint(a.CheckpointDir, trainer, dataSpec, seed, totalSteps);
                 onStep(m);
             }
@@ -268,7 +307,7 @@ internal static class TrainCommand
 
         if (history.Count > 0) PrintSummary(history);
         if (a.EvalSamples > 0 && dataSpec.StartsWith("task:", StringComparison.Ordinal)) HeldOut(trainer, dataSpec, seed, cfg.VocabSize, a.EvalSamples);
-        if (a.SaveDir != null)
+        if (a.SaveDir != null && root)
         {
             Checkpoint.Save(a.SaveDir, model);
             console.WriteLine($"saved model to {a.SaveDir}");
@@ -309,7 +348,7 @@ internal static class TrainCommand
         return new StreamWriter(path, append, new UTF8Encoding(false));
     }
 
-    internal static string LogLine(StepMetrics m)
+    internal static string LogLine(StepMetrics m, Distributed.RingStats? ring = null)
     {
         var o = new JsonObject
         {
@@ -332,6 +371,13 @@ internal static class TrainCommand
             ["alpha"] = m.Memory.Alpha,
         };
         if (m.AnswersTotal > 0) o["accuracy"] = m.Accuracy;
+        if (ring is { } r)
+        {
+            // Rank 0's ring attention in this step: bytes it sent, attention compute, and waits not hidden behind it.
+            o["ring_bytes"] = r.BytesSent;
+            o["ring_compute_ms"] = Math.Round(r.ComputeSeconds * 1000, 3);
+            o["ring_wait_ms"] = Math.Round(r.WaitSeconds * 1000, 3);
+        }
         return o.ToJsonString();
     }
 

@@ -1,3 +1,4 @@
+using Memo.Backends;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Memo.Cpu;
@@ -63,7 +64,8 @@ public sealed unsafe class RingAttention
     private readonly WorkerPool _pool;
     private RingStats _stats;
 
-    public RingAttention(ICommunicator ring, RingShape shape, WorkerPool pool)
+    /// <param name="stats">Counters to continue from (when a new shape replaces an earlier ring).</param>
+    public RingAttention(ICommunicator ring, RingShape shape, WorkerPool pool, RingStats stats = default)
     {
         ArgumentNullException.ThrowIfNull(ring);
         ArgumentNullException.ThrowIfNull(pool);
@@ -72,6 +74,7 @@ public sealed unsafe class RingAttention
         _ring = ring;
         _pool = pool;
         Shape = shape;
+        _stats = stats;
     }
 
     public RingShape Shape { get; }

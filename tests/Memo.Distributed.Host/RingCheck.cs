@@ -1,3 +1,4 @@
+using Memo.Backends;
 using System.Runtime.InteropServices;
 using Memo.Cpu;
 using Memo.Cpu.Kernels;

@@ -1,3 +1,4 @@
+using Memo.Backends;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Vec = System.Runtime.Intrinsics.Vector512;

@@ -65,3 +65,13 @@ public sealed class MpiFactAttribute : FactAttribute
             Skip = "mpiexec not found on PATH; install MPICH (apt-get install mpich) to run the multi-process tests";
     }
 }
+
+/// <summary>The theory form of <see cref="MpiFactAttribute"/>.</summary>
+public sealed class MpiTheoryAttribute : TheoryAttribute
+{
+    public MpiTheoryAttribute()
+    {
+        if (Mpi.Exec is null && Environment.GetEnvironmentVariable("MEMO_REQUIRE_MPI") != "1")
+            Skip = "mpiexec not found on PATH; install MPICH (apt-get install mpich) to run the multi-process tests";
+    }
+}

@@ -5,6 +5,7 @@ namespace Memo.Tests.Distributed;
 /// point-to-point call, ring attention against the single-process kernels, and failures: a rank killed
 /// with SIGKILL and a rank that stops answering must end the job non-zero within 30 s with a clear line.
 /// </summary>
+[Collection("mpi")]
 public sealed class MpiCommunicatorTests
 {
     [MpiFact]
