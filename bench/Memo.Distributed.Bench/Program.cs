@@ -14,7 +14,7 @@ using Memo.Distributed;
 // (ring attention over a zig-zag split). Forward and backward of every layer per repetition.
 //
 //   run --seq T [--reps R] [--threads t]          one measurement (under mpiexec: the ring); prints one JSON line
-//   driver --seqs 8192,16384,32768 [--pairs P] --out FILE.md
+//   driver --seqs 8192,16384,32768 [--pairs P] [--reps R] --out FILE.md
 //                                                 interleaves single and ring runs (A B A B ...) and writes medians
 try
 {
@@ -184,6 +184,7 @@ internal static class Driver
     {
         var seqs = o["seqs"].Split(',').Select(x => long.Parse(x, CultureInfo.InvariantCulture)).ToArray();
         int pairs = o.TryGetValue("pairs", out var p) ? int.Parse(p, CultureInfo.InvariantCulture) : 3;
+        string reps = o.TryGetValue("reps", out var r) ? r : "3";
         string outFile = o["out"];
         string dll = typeof(Measure).Assembly.Location;
         var sb = new StringBuilder();
@@ -195,8 +196,8 @@ internal static class Driver
             var b = new List<Sample>();
             for (int i = 0; i < pairs; i++) // A B A B: the load of the shared machine hits both alike
             {
-                a.Add(Launch(false, "dotnet", dll, "run", "--seq", seq.ToString(CultureInfo.InvariantCulture), "--threads", "2"));
-                b.Add(Launch(true, "dotnet", dll, "run", "--seq", seq.ToString(CultureInfo.InvariantCulture), "--threads", "1"));
+                a.Add(Launch(false, "dotnet", dll, "run", "--seq", seq.ToString(CultureInfo.InvariantCulture), "--threads", "2", "--reps", reps));
+                b.Add(Launch(true, "dotnet", dll, "run", "--seq", seq.ToString(CultureInfo.InvariantCulture), "--threads", "1", "--reps", reps));
                 Console.Error.WriteLine($"T={seq} pair {i + 1}: single {a[^1].Seconds:0.000} s, ring {b[^1].Seconds:0.000} s");
             }
             rows.Add(Row(seq, a, b));
@@ -204,7 +205,7 @@ internal static class Driver
         string loadAfter = File.ReadAllText("/proc/loadavg").Trim();
         sb.AppendLine("# Ring attention: one process (2 threads) vs 2 MPI ranks (1 thread each)");
         sb.AppendLine();
-        sb.AppendLine($"llama-small attention ({Measure.Layers} layers, {Measure.Heads} query heads over {Measure.KvHeads} kv heads, head dim {Measure.HeadDim}, batch 1): forward of every layer then backward of every layer, per repetition; 3 timed repetitions per run after one warm-up, the run's median; {pairs} runs of each, interleaved A B A B; the table gives the median over runs and [min, max].");
+        sb.AppendLine($"llama-small attention ({Measure.Layers} layers, {Measure.Heads} query heads over {Measure.KvHeads} kv heads, head dim {Measure.HeadDim}, batch 1): forward of every layer then backward of every layer, per repetition; {reps} timed repetition(s) per run after one warm-up, the run's median; {pairs} runs of each, interleaved A B A B; the table gives the median over runs and [min, max].");
         sb.AppendLine($"The machine was shared with other work: load average before `{loadBefore}`, after `{loadAfter}` (/proc/loadavg). MPICH {Mpich()} (ch4:ucx), `mpiexec -n 2`.");
         sb.AppendLine("Bytes sent: counted by the communicator on rank 0 per repetition; predicted: (3C - 2) key/value blocks of a rank per layer (RingAttention.BytesPerLayer). Exposed: the ring's waits after its compute; alone: the same transfers with no compute; hidden = 1 - exposed/alone (0 when exposed >= alone). Buffers: bytes this process allocated for q/k/v, o, lse of every layer, the backward's dO and dq/dk/dv, and the kernel (and ring) scratch.");
         sb.AppendLine();
@@ -212,7 +213,7 @@ internal static class Driver
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows) sb.AppendLine(r);
         sb.AppendLine();
-        sb.AppendLine($"Command: `dotnet artifacts/ring-bench/Memo.Distributed.Bench.dll driver --seqs {o["seqs"]} --pairs {pairs} --out {outFile}` (bench/ring-attention.sh).");
+        sb.AppendLine($"Command: `dotnet artifacts/ring-bench/Memo.Distributed.Bench.dll driver --seqs {o["seqs"]} --pairs {pairs} --reps {reps} --out {outFile}` (bench/ring-attention.sh).");
         File.WriteAllText(outFile, sb.ToString());
         Console.Write(sb.ToString());
         return 0;
