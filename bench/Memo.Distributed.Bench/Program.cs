@@ -184,7 +184,7 @@ internal static class Driver
     {
         var seqs = o["seqs"].Split(',').Select(x => long.Parse(x, CultureInfo.InvariantCulture)).ToArray();
         int pairs = o.TryGetValue("pairs", out var p) ? int.Parse(p, CultureInfo.InvariantCulture) : 3;
-        string reps = o.TryGetValue("reps", out var r) ? r : "3";
+        string reps = o.TryGetValue("reps", out var rv) ? rv : "3";
         string outFile = o["out"];
         string dll = typeof(Measure).Assembly.Location;
         var sb = new StringBuilder();
