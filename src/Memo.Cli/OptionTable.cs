@@ -61,6 +61,17 @@ internal static class OptionTable
     public static Option<string> NodeHostMemory() =>
         Text("--node-host-memory", "host memory per node, e.g. 2TiB (overrides the device profile)");
 
+    // --- several processes (MPI) ------------------------------------------------------------------------
+
+    public static Option<int> Cp() =>
+        Int("--cp", "context-parallel ranks C: train and eval split each sequence zig-zag over C processes with ring attention (launch N = C x D processes with mpiexec -n N; D groups train on different batches); plan fixes the context-parallel degree (the Ulysses degree for deepspeed)", 1);
+
+    public static Option<int> CheckReplicas() =>
+        Int("--check-replicas", "with several processes: compare parameter checksums over all ranks every K steps (0: never)", 0);
+
+    public static Option<double> CommTimeout() =>
+        Double("--comm-timeout", "with several processes: seconds to wait for another rank before stopping with an error", ParallelRun.DefaultTimeoutSeconds);
+
     // --- text ------------------------------------------------------------------------------------------------
 
     public static Option<string> Tokenizer() =>

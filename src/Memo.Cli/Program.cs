@@ -42,16 +42,25 @@ public static class Program
         }
         catch (MemoException e)
         {
-            Console.Error.WriteLine($"memo: {e.Message}");
+            // Bad input is the same on every rank of an MPI job: rank 0 says it once.
+            if (!ParallelRun.IsOtherRank) Console.Error.WriteLine($"memo: {e.Message}");
             return e.ExitCode;
+        }
+        catch (Memo.Distributed.CommunicatorException e)
+        {
+            ParallelRun.Unmute();
+            Console.Error.WriteLine($"memo: {e.Message}");
+            return Memo.Distributed.CommunicatorException.PeerFailedExitCode;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            ParallelRun.Unmute();
             Console.Error.WriteLine($"memo: {e.Message}");
             return 2;
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("MEMO_DEBUG") != "1")
         {
+            ParallelRun.Unmute();
             Console.Error.WriteLine($"memo: internal error: {e.GetType().Name}: {e.Message} (set MEMO_DEBUG=1 for details)");
             return 1;
         }

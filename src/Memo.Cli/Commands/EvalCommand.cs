@@ -21,11 +21,15 @@ internal static class EvalCommand
         var grads = OptionTable.Text("--grads", "write the gradient of the loss for every parameter to this safetensors file");
         var json = OptionTable.Json();
         var backend = OptionTable.Backend();
-        var cmd = new Command("eval", "Print the mean cross-entropy of the first batch of a data file.") { checkpoint, data, seq, batch, grads, json, backend };
-        cmd.SetAction(p => Run(p.GetValue(checkpoint)!, p.GetValue(data)!, p.GetValue(seq), p.GetValue(batch), p.GetValue(grads), p.GetValue(json), p.GetValue(backend)!));
+        var cp = OptionTable.Cp();
+        var policy = OptionTable.Policy();
+        var alpha = OptionTable.Alpha();
+        var commTimeout = OptionTable.CommTimeout();
+        var cmd = new Command("eval", "Print the mean cross-entropy of the first batch of a data file.") { checkpoint, data, seq, batch, grads, json, backend, cp, policy, alpha, commTimeout };
+        cmd.SetAction(p => Run(p.GetValue(checkpoint)!, p.GetValue(data)!, p.GetValue(seq), p.GetValue(batch), p.GetValue(grads), p.GetValue(json), p.GetValue(backend)!,
+            p.GetValue(cp), Train.TrainCommand.ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), null, null, false), p.GetValue(commTimeout)));
         return cmd;
     }
-
     /// <summary>Gradients never go into a checkpoint directory, nor over a file that holds weights.</summary>
     private static void CheckGradsPath(string gradsPath, string checkpointDir)
     {
@@ -50,7 +54,8 @@ internal static class EvalCommand
         }
     }
 
-    private static unsafe int Run(string dir, string dataPath, long seqLong, int batch, string? gradsPath, bool json, string backendName)
+    private static unsafe int Run(string dir, string dataPath, long seqLong, int batch, string? gradsPath, bool json, string backendName,
+        int cp, Memo.Model.Memory.MemoryOptions memory, double commTimeout)
     {
         if (batch < 1) throw new MemoException($"--batch must be at least 1 (got {batch})");
         if (seqLong < 1 || seqLong > int.MaxValue) throw new MemoException($"--seq must be between 1 and {int.MaxValue} (got {seqLong})");
@@ -65,19 +70,39 @@ internal static class EvalCommand
             if (tokenizer != null && File.Exists(dataPath) && !TokenShards.LooksLikeShard(dataPath) && !dataPath.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
                 dataPath = TokenCache.Resolve(dataPath, tokenizer, null);
         }
+        using var parallel = ParallelRun.Start(cp, seq, commTimeout);
         using var source = DataSources.Open(dataPath, cfg.VocabSize);
-        using var backend = BackendRegistry.Create(backendName);
-        using var model = new Transformer(backend, cfg, batch, seq);
+        using var baseBackend = BackendRegistry.Create(backendName);
+        using var cpBackend = parallel != null && cp > 1 ? parallel.Backend(baseBackend, cfg, batch, seq) : null;
+        int local = seq / Math.Max(1, cp);
+        using var model = new Transformer(cpBackend ?? baseBackend, cfg, batch, local, memory);
         Checkpoint.LoadWeights(dir, model);
         int n = batch * seq;
         var inputs = new int[n];
         var targets = new int[n];
         var mask = new byte[n];
         source.NextBatch(batch, seq, inputs, targets, mask);
+        if (cp > 1)
+        {
+            // This rank's zig-zag rows; every data-parallel group evaluates the same batch.
+            var split = new Memo.Distributed.ZigZag(seq, cp);
+            var li = new int[n / cp];
+            var lt = new int[n / cp];
+            Memo.Distributed.Replicas.Slice<int>(inputs, split, parallel!.Groups.ContextRank, li);
+            Memo.Distributed.Replicas.Slice<int>(targets, split, parallel.Groups.ContextRank, lt);
+            inputs = li;
+            targets = lt;
+        }
         bool backward = gradsPath != null;
         model.ZeroGrads();
-        double loss = model.Step(batch, seq, inputs, targets, backward, (float)(1.0 / n));
-        if (gradsPath != null)
+        double loss = model.Step(batch, local, inputs, targets, backward, (float)(1.0 / n));
+        if (cp > 1)
+        {
+            var ring = parallel!.Groups.Ring;
+            loss = Memo.Distributed.Replicas.Sum(ring, loss) / cp;
+            if (backward) Memo.Distributed.Replicas.SumGradients(ring, model.Grads, model.Layout.TotalElements);
+        }
+        if (gradsPath != null && (parallel?.IsRoot ?? true))
         {
             using var grads = model.CopyBlockToHost(model.Grads);
             Checkpoint.WriteTensors(gradsPath, model.Layout, grads.Floats, "gradients");

@@ -30,7 +30,7 @@ public static class PlanCommand
         hostMemory.Hidden = true;
         var deviceMemory = OptionTable.DeviceMemory();
         var tp = new Option<int?>("--tp") { Description = "Fix the tensor-parallel degree" };
-        var cp = new Option<int?>("--cp") { Description = "Fix the context-parallel degree (the Ulysses degree for deepspeed)" };
+        var cp = new Option<int?>("--cp") { Description = OptionTable.Cp().Description };
         var dp = new Option<int?>("--dp") { Description = "Fix the data-parallel degree" };
         var strategy = new Option<string[]>("--strategy")
         {

@@ -58,6 +58,9 @@ internal static class TrainCommand
         var poison = OptionTable.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
         var dryRun = OptionTable.Flag("--dry-run", "print the memory report and stop before training");
         var backend = OptionTable.Backend();
+        var cp = OptionTable.Cp();
+        var checkReplicas = OptionTable.CheckReplicas();
+        var commTimeout = OptionTable.CommTimeout();
         var tokenizer = OptionTable.Tokenizer();
         var tokenCache = OptionTable.TokenCache();
         var init = OptionTable.Init();
@@ -68,7 +71,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, layers, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, reschedule, backend, init, ropeTheta, ropeScaling, tokenizer, tokenCache,
+            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, reschedule, backend, init, ropeTheta, ropeScaling, tokenizer, tokenCache, cp, checkReplicas, commTimeout,
         };
         cmd.SetAction(p =>
         {
@@ -103,6 +106,9 @@ internal static class TrainCommand
                 RopeScalingText = p.GetValue(ropeScaling),
                 Tokenizer = p.GetValue(tokenizer),
                 TokenCache = p.GetValue(tokenCache),
+                Cp = p.GetValue(cp),
+                CheckReplicas = p.GetValue(checkReplicas),
+                CommTimeout = p.GetValue(commTimeout),
                 Given = given,
             };
             return Run(o);
@@ -141,6 +147,9 @@ internal static class TrainCommand
         public string? RopeScalingText { get; init; }
         public string? Tokenizer { get; init; }
         public string? TokenCache { get; init; }
+        public int Cp { get; init; } = 1;
+        public int CheckReplicas { get; init; }
+        public double CommTimeout { get; init; } = ParallelRun.DefaultTimeoutSeconds;
         public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
 
         public bool IsGiven(string flag) => Given.Contains(flag);
@@ -197,12 +206,16 @@ internal static class TrainCommand
         if (a.Seed < 0) throw new MemoException($"--seed must be zero or more (got {a.Seed})");
         if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
         if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
+        if (a.Cp < 1) throw new MemoException($"--cp must be at least 1 (got {a.Cp})");
+        if (a.CheckReplicas < 0) throw new MemoException($"--check-replicas must be zero or more (got {a.CheckReplicas})");
         if (a.Reschedule && (a.ResumeDir == null || !a.IsGiven("--steps"))) throw new MemoException("--reschedule stretches a resumed run's schedule to a new --steps; give it with --resume and --steps");
 
         // Lock every checkpoint directory the run reads or writes before looking inside, so that a second run on
         // the same directory stops here, and finish a save that a crash interrupted.
-        using var locks = a.DryRun ? null : Locks.Take(a);
-        if (a.ResumeDir != null && !a.DryRun && Checkpoint.Recover(a.ResumeDir) is { } repaired) Console.Error.WriteLine($"memo: {a.ResumeDir}: {repaired}");
+        // With several processes rank 0 alone writes, so it alone locks and repairs.
+        bool writer = !a.DryRun && !ParallelRun.IsOtherRank;
+        using var locks = writer ? Locks.Take(a) : null;
+        if (a.ResumeDir != null && writer && Checkpoint.Recover(a.ResumeDir) is { } repaired) Console.Error.WriteLine($"memo: {a.ResumeDir}: {repaired}");
         var s = a.ResumeDir != null ? FromResume(a) : FromFlags(a);
         var cfg = s.Config;
         if (cfg.HasLearnedPositions && s.Seq > cfg.MaxPositions)
@@ -217,12 +230,26 @@ internal static class TrainCommand
             else s = s with { DataSpec = "file:" + TokenCache.Resolve(a.Data, tokenizer, a.TokenCache, Console.Error.WriteLine) };
         }
 
-        using var backend = BackendRegistry.Create(a.Backend);
+        if (a.Cp > 1)
+        {
+            foreach (var st in s.Hyper.Curriculum)
+            {
+                if (st.Seq % (2 * a.Cp) != 0)
+                    throw new MemoException($"curriculum stage {st.Seq}x{st.Steps} does not split into {2 * a.Cp} equal chunks for --cp {a.Cp}; use stage lengths that are multiples of {2 * a.Cp} or --curriculum 0");
+            }
+        }
+        int cp = a.Cp, local = s.Seq / cp;
+
+        using var baseBackend = BackendRegistry.Create(a.Backend);
         using var source = DataSpec.Open(s.DataSpec, s.Seed, cfg.VocabSize);
-        if (a.DryRun) return DryRun(a, s, backend);
-        Preflight.Check(a, cfg);
-        using var model = new Transformer(backend, cfg, s.Batch, s.Seq, a.Memory);
-        using var trainer = new Trainer(model, source, s.Hyper, s.Batch, s.Seq, s.GradAccum);
+        if (a.DryRun) return DryRun(a, s, baseBackend);
+        if (writer) Preflight.Check(a, cfg);
+        using var parallel = ParallelRun.Start(cp, s.Seq, a.CommTimeout);
+        using var cpBackend = parallel != null && cp > 1 ? parallel.Backend(baseBackend, cfg, s.Batch, s.Seq) : null;
+        var backend = cpBackend ?? baseBackend;
+        bool root = parallel?.IsRoot ?? true;
+        using var model = new Transformer(backend, cfg, s.Batch, local, a.Memory);
+        using var trainer = new Trainer(model, source, s.Hyper, s.Batch, s.Seq, s.GradAccum, parallel?.Groups) { CheckReplicasEvery = a.CheckReplicas };
         if (s.Resumed != null)
         {
             string? id = Checkpoint.LoadWeights(a.ResumeDir!, model);
@@ -240,13 +267,15 @@ internal static class TrainCommand
         }
 
         TrainLog.Header(Console.Error, s, trainer, backend, a.ResumeDir);
+        if (parallel != null)
+            Console.Error.WriteLine($"ranks   {parallel.Groups.World.Size} processes: {parallel.Groups.DataSize} data-parallel groups of {cp} context-parallel ranks, {s.Batch} x {local} tokens per rank; memory above is rank 0's");
         if (a.InitDir != null) Console.Error.WriteLine($"weights from {a.InitDir} (fresh optimizer)");
         if (s.Resumed != null && trainer.Step >= s.TotalSteps)
             Console.Error.WriteLine($"memo: the checkpoint is at step {trainer.Step}, the run's last; nothing to train (give --steps above {trainer.Step} to continue)");
-        using var log = a.LogFile != null ? TrainLog.Open(a.LogFile, append: s.Resumed != null) : null;
+        using var log = a.LogFile != null && root ? TrainLog.Open(a.LogFile, append: s.Resumed != null) : null;
         if (s.Resumed != null) log?.MarkResume(trainer.Step, a.ResumeDir!);
         using var signals = new Interrupts();
-        var loop = new TrainLoop(trainer, s, a.CheckpointDir, a.CheckpointEvery, log, signals, tokenizer);
+        var loop = new TrainLoop(trainer, s, a.CheckpointDir, a.CheckpointEvery, log, signals, tokenizer, root, cpBackend as Memo.Distributed.ContextParallelBackend);
         long? saved = loop.Run();
         if (signals.Signal is { } signal)
         {
@@ -258,7 +287,7 @@ internal static class TrainCommand
         }
         if (loop.History.Count > 0) TrainLog.Summary(Console.Out, loop.History);
         if (a.EvalSamples > 0 && s.DataSpec.StartsWith("task:", StringComparison.Ordinal)) TrainLog.HeldOut(Console.Out, trainer, s.DataSpec, s.Seed, cfg.VocabSize, a.EvalSamples);
-        if (a.SaveDir != null) Save(a, loop, saved, tokenizer);
+        if (a.SaveDir != null && root) Save(a, loop, saved, tokenizer);
         return 0;
     }
 
@@ -288,6 +317,7 @@ internal static class TrainCommand
     {
         "--resume", "--steps", "--reschedule", "--log", "--threads", "--checkpoint", "--checkpoint-every", "--save", "--eval-samples",
         "--policy", "--alpha", "--device-memory", "--host-memory", "--poison", "--dry-run", "--backend",
+        "--cp", "--check-replicas", "--comm-timeout", // a checkpoint resumes on any number of ranks
     };
 
     private static RunSetup FromResume(TrainArgs a)
@@ -358,23 +388,35 @@ internal static class TrainCommand
         return new RunSetup(cfg, dataSpec, (ulong)a.Seed, a.Batch, (int)a.Seq, a.GradAccum, a.Steps, hyper, null);
     }
 
-    private static int DryRun(TrainArgs a, RunSetup s, IBackend backend)
+    private static int DryRun(TrainArgs a, RunSetup s, IBackend baseBackend)
     {
         var cfg = s.Config;
-        var layout = MemoryLayout.Build(cfg, s.Batch, s.Seq, a.Memory.Policy, backend);
+        int cp = a.Cp, seq = s.Seq / cp;
+        // Per rank: the plan of T/C rows per sequence on the ring's backend (no peers needed to plan).
+        if (cp > 1) Memo.Distributed.ZigZag.Create(s.Seq, cp);
+        using var standIn = cp > 1 ? ParallelRun.ContextBackend(baseBackend, Memo.Distributed.LocalGroup.Create(cp, TimeSpan.FromSeconds(1))[0], cfg, s.Batch, s.Seq) : null;
+        var backend = standIn ?? baseBackend;
+        var layout = MemoryLayout.Build(cfg, s.Batch, seq, a.Memory.Policy, backend);
         long capacity = a.Memory.DeviceBudget ?? layout.TotalBytes;
-        if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, s.Batch, s.Seq, a.Memory, Workspaces.Of(backend, cfg), capacity);
+        if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, s.Batch, seq, a.Memory, Workspaces.Of(backend, cfg), capacity);
         // The host rule the engine applies when it builds its policy (same function, same numbers): a budget the real
         // run refuses is refused here too, and the alpha shown is the largest the host budget allows.
         double alphaShown = 0;
         if (a.Memory.Policy is PolicyKind.Swap or PolicyKind.Memo)
         {
             var (skel, rest) = HostBudget.PerToken(cfg);
-            double alphaHost = HostBudget.MaxAlpha(a.Memory.Policy, cfg.NumLayers, skel, rest, (long)s.Batch * s.Seq, a.Memory.HostBudget, a.Memory.Alpha);
+            double alphaHost = HostBudget.MaxAlpha(a.Memory.Policy, cfg.NumLayers, skel, rest, (long)s.Batch * seq, a.Memory.HostBudget, a.Memory.Alpha);
             alphaShown = a.Memory.Policy == PolicyKind.Swap ? 1.0 : a.Memory.Alpha ?? alphaHost;
         }
-        long hostBytes = MemoryReport.HostBytes(cfg, s.Batch, s.Seq, a.Memory.Policy, alphaShown);
+        long hostBytes = MemoryReport.HostBytes(cfg, s.Batch, seq, a.Memory.Policy, alphaShown);
         Console.WriteLine($"model   {cfg}");
+        if (cp > 1)
+        {
+            var ringShape = new Memo.Distributed.RingShape(s.Batch, seq / 2, cfg.NumHeads, cfg.NumKvHeads, cfg.HeadDim, 1);
+            long ringBytes = cfg.NumLayers * Memo.Distributed.RingAttention.BytesPerLayer(ringShape, cp);
+            Console.WriteLine($"per rank: {cp} context-parallel ranks, {s.Batch} x {seq} of the {s.Batch} x {s.Seq} tokens each; ring key/value and dK/dV blocks in the attention workspace");
+            Console.WriteLine($"ring    each rank sends {ringBytes} bytes per micro-batch ({Sizes.FormatBytes(ringBytes)}: {3 * cp - 2} key/value blocks of {Sizes.FormatBytes(ringShape.KvFloats * 4)} per layer)");
+        }
         Console.WriteLine(MemoryReport.Describe(layout, capacity, hostBytes, alphaShown));
         return 0;
     }

@@ -19,9 +19,9 @@ internal static class TrainLog
     /// <summary>The one-JSON-object-per-step log file.</summary>
     internal sealed class StepLog(StreamWriter writer, bool continues) : IDisposable
     {
-        public void Write(StepMetrics m)
+        public void Write(StepMetrics m, Memo.Distributed.RingStats? ring = null)
         {
-            writer.WriteLine(Line(m));
+            writer.WriteLine(Line(m, ring));
             writer.Flush();
         }
 
@@ -60,7 +60,7 @@ internal static class TrainLog
         if (resumeDir != null) w.WriteLine($"resumed from {resumeDir} at step {trainer.Step}");
     }
 
-    internal static string Line(StepMetrics m)
+    internal static string Line(StepMetrics m, Memo.Distributed.RingStats? ring = null)
     {
         var o = new JsonObject
         {
@@ -83,6 +83,13 @@ internal static class TrainLog
             ["alpha"] = m.Memory.Alpha,
         };
         if (m.AnswersTotal > 0) o["accuracy"] = m.Accuracy;
+        if (ring is { } r)
+        {
+            // Rank 0's ring attention in this step: bytes it sent, attention compute, and waits not hidden behind it.
+            o["ring_bytes"] = r.BytesSent;
+            o["ring_compute_ms"] = Math.Round(r.ComputeSeconds * 1000, 3);
+            o["ring_wait_ms"] = Math.Round(r.WaitSeconds * 1000, 3);
+        }
         return o.ToJsonString();
     }
 

@@ -1,13 +1,14 @@
 // The step loop of memo train and its progress display: a Spectre progress bar on an interactive terminal,
 // otherwise about 30 plain lines on stderr. Checkpoints are written every --checkpoint-every steps and at the end;
-// after SIGINT or SIGTERM the loop stops once the current step is done and writes a checkpoint (when --checkpoint is set).
+// with several processes only rank 0 writes them. After SIGINT or SIGTERM the loop stops once the current step is done and writes a checkpoint (when --checkpoint is set).
 using System.Globalization;
 using Memo.Training;
 using Spectre.Console;
 
 namespace Memo.Cli.Commands.Train;
 
-internal sealed class TrainLoop(Trainer trainer, TrainCommand.RunSetup setup, string? checkpointDir, int checkpointEvery, TrainLog.StepLog? log, Interrupts interrupts, Memo.Text.TextTokenizer? tokenizer = null)
+internal sealed class TrainLoop(Trainer trainer, TrainCommand.RunSetup setup, string? checkpointDir, int checkpointEvery, TrainLog.StepLog? log, Interrupts interrupts, Memo.Text.TextTokenizer? tokenizer = null,
+    bool root = true, Memo.Distributed.ContextParallelBackend? ring = null)
 {
     private long? _lastCheckpoint;
 
@@ -29,7 +30,7 @@ internal sealed class TrainLoop(Trainer trainer, TrainCommand.RunSetup setup, st
             if (!Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive) RunWithProgress();
             else RunPlain();
         }
-        if (interrupts.Signal != null && checkpointDir != null && _lastCheckpoint != trainer.Step && History.Count > 0) SaveCheckpoint(checkpointDir);
+        if (root && interrupts.Signal != null && checkpointDir != null && _lastCheckpoint != trainer.Step && History.Count > 0) SaveCheckpoint(checkpointDir);
         return _lastCheckpoint;
     }
 
@@ -37,11 +38,13 @@ internal sealed class TrainLoop(Trainer trainer, TrainCommand.RunSetup setup, st
     {
         while (trainer.Step < Total && interrupts.Signal == null)
         {
+            ring?.ResetStats();
             var m = trainer.TrainStep();
             History.Add(m);
             if (!double.IsFinite(m.Loss)) throw new MemoException($"the loss became {m.Loss} at step {m.Step}; lower --lr");
-            log?.Write(m);
-            if (checkpointDir != null && (trainer.Step % checkpointEvery == 0 || trainer.Step == Total)) SaveCheckpoint(checkpointDir);
+            log?.Write(m, ring?.Stats);
+            // Rank 0 alone writes checkpoints (every rank holds the same parameters and optimizer state).
+            if (root && checkpointDir != null && (trainer.Step % checkpointEvery == 0 || trainer.Step == Total)) SaveCheckpoint(checkpointDir);
             onStep(m);
         }
     }

@@ -1,0 +1,90 @@
+using Memo.Backends;
+using Memo.Cpu;
+using Memo.Distributed;
+
+namespace Memo.Cli;
+
+/// <summary>
+/// The ranks of a multi-process run (<c>mpiexec -n N memo train --cp C ...</c>): MPI's world split into
+/// D = N/C context-parallel rings, and the per-rank backend. Rank 0 alone writes progress, logs and
+/// checkpoints; the other ranks' console output is muted (errors are still printed, see <see cref="Unmute"/>).
+/// Without an MPI launcher and with --cp 1 there is no ParallelRun: today's single process.
+/// </summary>
+internal sealed class ParallelRun : IDisposable
+{
+    /// <summary>Default seconds a rank waits for a peer before it declares it failed (--comm-timeout).</summary>
+    public const double DefaultTimeoutSeconds = 120;
+
+    private static TextWriter? _stderr;
+
+    private ParallelRun(ParallelGroups groups) => Groups = groups;
+
+    public ParallelGroups Groups { get; }
+
+    public bool IsRoot => Groups.World.Rank == 0;
+
+    /// <summary>
+    /// Checks --cp against the sequence and the launcher's rank count, then joins the MPI job. Every
+    /// check that needs no peer runs before MPI starts, so bad input is a one-line error before any work.
+    /// </summary>
+    public static ParallelRun? Start(int cp, long seq, double timeoutSeconds)
+    {
+        if (cp < 1) throw new MemoException($"--cp must be at least 1 (got {cp})");
+        if (!(timeoutSeconds > 0)) throw new MemoException($"--comm-timeout must be a positive number of seconds (got {timeoutSeconds})");
+        if (cp > 1) ZigZag.Create(seq, cp);
+        bool launched = MpiCommunicator.LaunchedByMpi;
+        int ranks = launched && int.TryParse(Environment.GetEnvironmentVariable("PMI_SIZE"), out int n) ? n : 1;
+        if (!launched)
+        {
+            if (cp > 1) throw new MemoException($"--cp {cp} splits each sequence over {cp} processes: launch them with mpiexec -n {cp} (or a multiple of {cp} for data parallelism)");
+            return null;
+        }
+        ParallelGroups.Check(ranks, cp);
+        if (ranks == 1) return null;
+        var world = MpiCommunicator.World(TimeSpan.FromSeconds(timeoutSeconds));
+        var run = new ParallelRun(ParallelGroups.Create(world, cp));
+        if (!run.IsRoot) Mute();
+        return run;
+    }
+
+    /// <summary>The rank's backend: with C &gt; 1, ring attention and global positions over the CPU backend.</summary>
+    public IBackend Backend(IBackend inner, ModelConfig cfg, int batch, long seq)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        ArgumentNullException.ThrowIfNull(cfg);
+        if (Groups.ContextSize == 1) return inner;
+        return ContextBackend(inner, Groups.Ring, cfg, batch, seq);
+    }
+
+    /// <summary>A context-parallel backend on <paramref name="ring"/> for a model of B x T/C rows.</summary>
+    public static IBackend ContextBackend(IBackend inner, ICommunicator ring, ModelConfig cfg, int batch, long seq)
+    {
+        ArgumentNullException.ThrowIfNull(ring);
+        ArgumentNullException.ThrowIfNull(cfg);
+        if (inner is not CpuBackend cpu)
+            throw new MemoException($"--cp runs on the cpu backend only (got --backend {inner.Name})");
+        return new ContextParallelBackend(cpu, ring, batch, seq / ring.Size, cfg.NumHeads, cfg.NumKvHeads, cfg.HeadDim, rope: cfg.Family == ModelFamily.Llama);
+    }
+
+    private static void Mute()
+    {
+        _stderr ??= Console.Error;
+        Console.SetOut(TextWriter.Null);
+        Console.SetError(TextWriter.Null);
+    }
+
+    /// <summary>True in a process that an MPI launcher started as a rank other than 0.</summary>
+    public static bool IsOtherRank => MpiCommunicator.LaunchedByMpi && Environment.GetEnvironmentVariable("PMI_RANK") is { } r && r != "0";
+
+    /// <summary>Restores stderr on a muted rank, so its failure line is printed.</summary>
+    public static void Unmute()
+    {
+        if (_stderr != null) Console.SetError(_stderr);
+    }
+
+    public void Dispose()
+    {
+        Groups.Dispose();
+        Groups.World.Dispose();
+    }
+}

@@ -1,0 +1,267 @@
+using Memo.Backends;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Memo.Cpu;
+using Memo.Cpu.Kernels;
+
+namespace Memo.Distributed;
+
+/// <summary>Heads and layout of the ring's attention call on one rank; rows are the rank's zig-zag rows, (Batch, 2*Chunk).</summary>
+public readonly record struct RingShape(int Batch, long Chunk, int Heads, int KvHeads, int HeadDim, float Scale)
+{
+    /// <summary>Floats of one packed key/value row [k heads | v heads].</summary>
+    public long KvWidth => 2L * KvHeads * HeadDim;
+
+    /// <summary>Local token rows, Batch * 2 * Chunk.</summary>
+    public long Rows => checked(Batch * 2L * Chunk);
+
+    /// <summary>Floats of one packed key/value (or dK/dV) block of the rank, Rows * KvWidth.</summary>
+    public long KvFloats => checked(Rows * KvWidth);
+}
+
+/// <summary>Time and bytes of the ring's communication since the counters were last reset.</summary>
+public struct RingStats
+{
+    /// <summary>Bytes this rank sent.</summary>
+    public long BytesSent;
+
+    /// <summary>Seconds spent waiting for transfers after the compute they overlap had finished (not hidden).</summary>
+    public double WaitSeconds;
+
+    /// <summary>Seconds of attention compute inside the ring.</summary>
+    public double ComputeSeconds;
+
+    public int Steps;
+}
+
+/// <summary>
+/// Causal attention over a sequence split zig-zag (<see cref="ZigZag"/>) across the ranks of a ring:
+/// each rank keeps its queries and passes packed key/value blocks around the ring.
+/// </summary>
+/// <remarks>
+/// Rank r holds chunks a = r and b = 2C-1-r. At ring step i it holds the keys of rank s = r - i (mod C)
+/// (chunks s and 2C-1-s) and computes the pairs that are causally visible:
+/// <code>
+///   i = 0 (s = r):  Qa.Ka diagonal   Qb.Kb diagonal   Qb.Ka past
+///   s &lt; r:         Qa.Ks past       Qb.Ks past
+///   s &gt; r:         Qb.K(2C-1-s) past                Qb.Ks past
+/// </code>
+/// so every step after the first does two chunk-by-chunk past blocks on every rank (balanced).
+/// Forward: while a step computes, the keys of the next step are received from rank r-1 and the current
+/// ones sent to rank r+1 (nonblocking); partial outputs merge by log-sum-exp (<see cref="Attention.ForwardPast"/>
+/// continues from the stored o, lse). Backward: the key/value blocks travel the same way, each with a
+/// dK/dV accumulator that collects the contributions of every rank's queries and returns to its owner
+/// after C hops. Sum orders are fixed by the ring, so the same layout gives the same bits.
+///
+/// Scratch (<see cref="WorkspaceFloats"/>): two packed key/value blocks (current, next), two dK/dV blocks,
+/// then the attention kernels' workspace; the caller takes it from its planned arena.
+/// </remarks>
+public sealed unsafe class RingAttention
+{
+    private const int TagForward = 101, TagBackwardKv = 102, TagBackwardGrad = 103;
+
+    private readonly ICommunicator _ring;
+    private readonly WorkerPool _pool;
+    private RingStats _stats;
+
+    /// <param name="stats">Counters to continue from (when a new shape replaces an earlier ring).</param>
+    public RingAttention(ICommunicator ring, RingShape shape, WorkerPool pool, RingStats stats = default)
+    {
+        ArgumentNullException.ThrowIfNull(ring);
+        ArgumentNullException.ThrowIfNull(pool);
+        if (shape.Batch < 0 || shape.Chunk < 0)
+            throw new MemoException($"ring attention batch and chunk must not be negative (got {shape.Batch} x {shape.Chunk})");
+        _ring = ring;
+        _pool = pool;
+        Shape = shape;
+        _stats = stats;
+    }
+
+    public RingShape Shape { get; }
+
+    public RingStats Stats => _stats;
+
+    public void ResetStats() => _stats = default;
+
+    /// <summary>Floats of scratch for a rank with <paramref name="threads"/> kernel threads: 4 packed blocks plus the attention workspace.</summary>
+    public static long WorkspaceFloats(in RingShape s, int threads) =>
+        checked(4 * s.KvFloats + Attention.WorkspaceFloats(threads, s.HeadDim));
+
+    /// <summary>Bytes one rank sends per forward and backward of one layer: (C-1) key/value blocks forward, (C-1) backward, C dK/dV blocks.</summary>
+    public static long BytesPerLayer(in RingShape s, int ranks) =>
+        ranks <= 1 ? 0 : checked((3L * ranks - 2) * s.KvFloats * sizeof(float));
+
+    /// <summary>
+    /// o, lse of the rank's queries over all keys of the sequence at or before them. q rows have
+    /// <paramref name="qStride"/> floats (k, v: <paramref name="kvStride"/>; o: <paramref name="oStride"/>); lse is (Rows, Heads).
+    /// </summary>
+    public void Forward(float* q, long qStride, float* k, float* v, long kvStride, float* o, long oStride, float* lse, float* workspace)
+    {
+        var s = Shape;
+        if (s.Rows == 0) return;
+        int C = _ring.Size, r = _ring.Rank;
+        float* cur = workspace, next = workspace + s.KvFloats, attnWork = workspace + 4 * s.KvFloats;
+        Pack(k, v, kvStride, cur);
+        for (int i = 0; i < C; i++)
+        {
+            int src = (r - i + C) % C;
+            CommRequest recv = default, send = default;
+            if (i < C - 1)
+            {
+                recv = _ring.Receive(next, s.KvFloats, CommType.Float32, (r - 1 + C) % C, TagForward);
+                send = _ring.Send(cur, s.KvFloats, CommType.Float32, (r + 1) % C, TagForward);
+                _stats.BytesSent += s.KvFloats * sizeof(float);
+            }
+            long t0 = Stopwatch.GetTimestamp();
+            for (int b = 0; b < s.Batch; b++) ForwardStep(i, src, r, b, q, qStride, cur, o, oStride, lse, attnWork);
+            long t1 = Stopwatch.GetTimestamp();
+            if (i < C - 1)
+            {
+                _ring.Wait(recv);
+                _ring.Wait(send);
+                float* swap = cur;
+                cur = next;
+                next = swap;
+            }
+            _stats.ComputeSeconds += Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
+            _stats.WaitSeconds += Stopwatch.GetElapsedTime(t1).TotalSeconds;
+            _stats.Steps++;
+        }
+    }
+
+    /// <summary>
+    /// Writes dq, dk, dv (strides of q, k, v) of the rank's rows from the final o, lse of <see cref="Forward"/>
+    /// and dO (stride <paramref name="oStride"/>).
+    /// </summary>
+    public void Backward(float* q, long qStride, float* k, float* v, long kvStride, float* o, long oStride, float* lse, float* dO,
+        float* dq, float* dk, float* dv, float* workspace)
+    {
+        var s = Shape;
+        if (s.Rows == 0) return;
+        int C = _ring.Size, r = _ring.Rank, prev = (r - 1 + C) % C, nextRank = (r + 1) % C;
+        float* cur = workspace, next = cur + s.KvFloats, dCur = next + s.KvFloats, dNext = dCur + s.KvFloats;
+        float* attnWork = workspace + 4 * s.KvFloats;
+        Pack(k, v, kvStride, cur);
+        for (int i = 0; i < C; i++)
+        {
+            int src = (r - i + C) % C;
+            CommRequest recv = default, send = default, dRecv = default;
+            if (i < C - 1)
+            {
+                recv = _ring.Receive(next, s.KvFloats, CommType.Float32, prev, TagBackwardKv);
+                send = _ring.Send(cur, s.KvFloats, CommType.Float32, nextRank, TagBackwardKv);
+                _stats.BytesSent += s.KvFloats * sizeof(float);
+            }
+            if (C > 1) dRecv = _ring.Receive(dNext, s.KvFloats, CommType.Float32, prev, TagBackwardGrad);
+            long t0 = Stopwatch.GetTimestamp();
+            for (int b = 0; b < s.Batch; b++) BackwardStep(i, src, r, b, q, qStride, cur, o, oStride, lse, dO, dq, dCur, attnWork);
+            long t1 = Stopwatch.GetTimestamp();
+            if (C > 1)
+            {
+                // The accumulator goes on to the next rank (after C hops, back to its owner).
+                var dSend = _ring.Send(dCur, s.KvFloats, CommType.Float32, nextRank, TagBackwardGrad);
+                _stats.BytesSent += s.KvFloats * sizeof(float);
+                _ring.Wait(dRecv);
+                _ring.Wait(dSend);
+                float* dSwap = dCur;
+                dCur = dNext;
+                dNext = dSwap;
+            }
+            if (i < C - 1)
+            {
+                _ring.Wait(recv);
+                _ring.Wait(send);
+                float* swap = cur;
+                cur = next;
+                next = swap;
+            }
+            _stats.ComputeSeconds += Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
+            _stats.WaitSeconds += Stopwatch.GetElapsedTime(t1).TotalSeconds;
+            _stats.Steps++;
+        }
+        Unpack(dCur, dk, dv, kvStride);
+    }
+
+    private void ForwardStep(int step, int src, int r, int b, float* q, long qStride, float* kv, float* o, long oStride, float* lse, float* work)
+    {
+        var s = Shape;
+        long c = s.Chunk, row0 = b * 2 * c;
+        long kvOff = (long)s.KvHeads * s.HeadDim;
+        float* qa = q + row0 * qStride, qb = q + (row0 + c) * qStride;
+        float* oa = o + row0 * oStride, ob = o + (row0 + c) * oStride;
+        float* la = lse + row0 * s.Heads, lb = lse + (row0 + c) * s.Heads;
+        float* ka = kv + row0 * s.KvWidth, kb = kv + (row0 + c) * s.KvWidth;
+        if (step == 0)
+        {
+            var diag = new AttentionShape(1, c, s.Heads, s.KvHeads, s.HeadDim, qStride, s.KvWidth, oStride, s.Scale);
+            Attention.Forward(diag, qa, ka, ka + kvOff, oa, la, work, _pool);
+            Attention.Forward(diag, qb, kb, kb + kvOff, ob, lb, work, _pool);
+            Attention.ForwardPast(Past(qStride, oStride), qb, ka, ka + kvOff, ob, lb, merge: true, work, _pool);
+            return;
+        }
+        var past = Past(qStride, oStride);
+        if (src < r) Attention.ForwardPast(past, qa, ka, ka + kvOff, oa, la, merge: true, work, _pool);
+        Attention.ForwardPast(past, qb, ka, ka + kvOff, ob, lb, merge: true, work, _pool);
+        if (src > r) Attention.ForwardPast(past, qb, kb, kb + kvOff, ob, lb, merge: true, work, _pool);
+    }
+
+    private void BackwardStep(int step, int src, int r, int b, float* q, long qStride, float* kv, float* o, long oStride,
+        float* lse, float* dO, float* dq, float* dkv, float* work)
+    {
+        var s = Shape;
+        long c = s.Chunk, row0 = b * 2 * c;
+        long kvOff = (long)s.KvHeads * s.HeadDim;
+        float* qa = q + row0 * qStride, qb = q + (row0 + c) * qStride;
+        float* dqa = dq + row0 * qStride, dqb = dq + (row0 + c) * qStride;
+        float* oa = o + row0 * oStride, ob = o + (row0 + c) * oStride;
+        float* dOa = dO + row0 * oStride, dOb = dO + (row0 + c) * oStride;
+        float* la = lse + row0 * s.Heads, lb = lse + (row0 + c) * s.Heads;
+        float* ka = kv + row0 * s.KvWidth, kb = kv + (row0 + c) * s.KvWidth;
+        float* dka = dkv + row0 * s.KvWidth, dkb = dkv + (row0 + c) * s.KvWidth;
+        var past = Past(qStride, oStride);
+        if (step == 0)
+        {
+            // The diagonal blocks overwrite dq and the rank's own dK/dV accumulator; everything after adds.
+            var diag = new AttentionShape(1, c, s.Heads, s.KvHeads, s.HeadDim, qStride, s.KvWidth, oStride, s.Scale);
+            Attention.Backward(diag, qa, ka, ka + kvOff, oa, la, dOa, dqa, dka, dka + kvOff, work, _pool);
+            Attention.Backward(diag, qb, kb, kb + kvOff, ob, lb, dOb, dqb, dkb, dkb + kvOff, work, _pool);
+            Attention.BackwardPast(past, qb, ka, ka + kvOff, ob, lb, dOb, dqb, dka, dka + kvOff, work, _pool);
+            return;
+        }
+        if (src < r) Attention.BackwardPast(past, qa, ka, ka + kvOff, oa, la, dOa, dqa, dka, dka + kvOff, work, _pool);
+        Attention.BackwardPast(past, qb, ka, ka + kvOff, ob, lb, dOb, dqb, dka, dka + kvOff, work, _pool);
+        if (src > r) Attention.BackwardPast(past, qb, kb, kb + kvOff, ob, lb, dOb, dqb, dkb, dkb + kvOff, work, _pool);
+    }
+
+    /// <summary>Shape of one chunk-by-chunk past block: c queries against c keys, packed key rows.</summary>
+    private AttentionPastShape Past(long qStride, long oStride)
+    {
+        var s = Shape;
+        return new AttentionPastShape(1, s.Chunk, s.Chunk, s.Heads, s.KvHeads, s.HeadDim, qStride, s.KvWidth, oStride, s.Scale);
+    }
+
+    /// <summary>Copies the rank's k and v rows into one packed block [k heads | v heads] per row.</summary>
+    private void Pack(float* k, float* v, long kvStride, float* packed)
+    {
+        var s = Shape;
+        nuint bytes = (nuint)((long)s.KvHeads * s.HeadDim * sizeof(float));
+        long half = (long)s.KvHeads * s.HeadDim;
+        for (long t = 0; t < s.Rows; t++)
+        {
+            NativeMemory.Copy(k + t * kvStride, packed + t * s.KvWidth, bytes);
+            NativeMemory.Copy(v + t * kvStride, packed + t * s.KvWidth + half, bytes);
+        }
+    }
+
+    private void Unpack(float* packed, float* dk, float* dv, long kvStride)
+    {
+        var s = Shape;
+        nuint bytes = (nuint)((long)s.KvHeads * s.HeadDim * sizeof(float));
+        long half = (long)s.KvHeads * s.HeadDim;
+        for (long t = 0; t < s.Rows; t++)
+        {
+            NativeMemory.Copy(packed + t * s.KvWidth, dk + t * kvStride, bytes);
+            NativeMemory.Copy(packed + t * s.KvWidth + half, dv + t * kvStride, bytes);
+        }
+    }
+}
