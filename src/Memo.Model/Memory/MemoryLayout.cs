@@ -236,7 +236,7 @@ public sealed class MemoryLayout
         PlanResult best = new BestFitPlanner().Solve(problem, options);
         if (best.Peak > TargetRatio * best.LowerBound)
         {
-            PlanResult bi = BiLevelPlanner.Solve(problem, options).Plan;
+            PlanResult bi = BiLevelPlanner.Solve(problem, options, new BestFitPlanner()).Plan;
             if (bi.Peak < best.Peak) best = bi;
         }
         var check = PlanValidator.Validate(problem, best.ToSolution(), Align);
