@@ -35,16 +35,8 @@ public static class MemoryReport
         return sb.ToString().TrimEnd();
     }
 
-    public static string Label(MemoryCategory c) => c switch
-    {
-        MemoryCategory.Parameters => "parameters",
-        MemoryCategory.Gradients => "gradients",
-        MemoryCategory.OptimizerState => "optimizer state",
-        MemoryCategory.KeptActivations => "kept activations",
-        MemoryCategory.SwapStaging => "swap staging",
-        MemoryCategory.RecomputeBuffers => "recompute buffers",
-        _ => "workspaces",
-    };
+    /// <summary>The printed label of <paramref name="c"/> (<see cref="MemoryCategories.Label"/>).</summary>
+    public static string Label(MemoryCategory c) => MemoryCategories.Label(c);
 
     /// <summary>The one-line error when a policy does not fit the device budget: bytes needed, budget, and what would fit.</summary>
     public static MemoException DoesNotFit(ModelConfig cfg, int batch, int seq, MemoryOptions options, Workspaces workspaces, long budget)

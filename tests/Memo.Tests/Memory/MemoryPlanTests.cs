@@ -90,7 +90,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
         var cfg = Presets.Resolve("llama-small");
         var keep = MemoryLayout.Build(cfg, 1, 256, PolicyKind.Keep, 2);
         var t = keep.Timeline;
-        DeviceBuffer B(MemoryLayout l, string name) => l.Buffers[l.IndexOf(name)];
+        DeviceBuffer B(MemoryLayout l, string name) => l.Buffers.Single(b => b.Name == name);
         // A layer's kept set: its input from the previous layer's MLP phase, the rest from its own forward, all until its backward.
         Assert.Equal((t.Mlp(1), t.Backward(2) + 1), (B(keep, "act.2.Input").Lower, B(keep, "act.2.Input").Upper));
         Assert.Equal((t.Attention(2), t.Backward(2) + 1), (B(keep, "act.2.Qkv").Lower, B(keep, "act.2.Qkv").Upper));
