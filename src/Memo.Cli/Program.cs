@@ -41,7 +41,7 @@ public static class Program
         }
         catch (MemoException e)
         {
-            Console.Error.WriteLine($"memo: {e.Message}");
+            Console.Error.WriteLine($"memo: {CliErrors.Describe(e)}");
             return e.ExitCode;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Memo.Backends;
 using Memo.Model.Memory;
+using static Memo.Quantities;
 
 namespace Memo.Model;
 
@@ -103,15 +104,15 @@ public sealed unsafe partial class Transformer
                 long needSkeleton = checked(swapped * skel * n);
                 long budget = m.Memory.HostBudget ?? needAll;
                 if (_policy == PolicyKind.Swap && budget < needAll)
-                    throw new MemoException($"--policy swap needs {Sizes.FormatBytes(needAll)} of host memory for {swapped} layers but --host-memory is {Sizes.FormatBytes(budget)}; use --policy memo (swaps a fraction of tokens) or raise --host-memory");
+                    throw MemoException.About($"{Name(Quantity.Policy)} swap needs {Sizes.FormatBytes(needAll)} of host memory for {swapped} layers but {Name(Quantity.HostBudget)} is {Sizes.FormatBytes(budget)}; use {Name(Quantity.Policy)} memo (swaps a fraction of tokens) or raise {Name(Quantity.HostBudget)}", Quantity.Policy, Quantity.HostBudget);
                 if (budget < needSkeleton)
-                    throw new MemoException($"--host-memory {Sizes.FormatBytes(budget)} is too small for the skeleton activations of {swapped} layers ({Sizes.FormatBytes(needSkeleton)}); raise --host-memory or shorten --seq");
+                    throw MemoException.About($"{Name(Quantity.HostBudget)} {Sizes.FormatBytes(budget)} is too small for the skeleton activations of {swapped} layers ({Sizes.FormatBytes(needSkeleton)}); raise {Name(Quantity.HostBudget)} or shorten {Name(Quantity.SequenceLength)}", Quantity.HostBudget, Quantity.SequenceLength);
                 _alphaHost = MemoryPolicy.AlphaForHost(budget, swapped, (double)skel * n, (double)rest * n);
                 if (m.Memory.Alpha is double a)
                 {
-                    if (!(a >= 0 && a <= 1)) throw new MemoException($"--alpha must be between 0 and 1 (got {a})");
+                    if (!(a >= 0 && a <= 1)) throw MemoException.About($"{Name(Quantity.Alpha)} must be between 0 and 1 (got {a})", Quantity.Alpha);
                     if (a > _alphaHost + 1e-12)
-                        throw new MemoException($"--alpha {a} needs more host memory than --host-memory {Sizes.FormatBytes(budget)} allows (at most alpha {_alphaHost:0.###}); lower --alpha or raise --host-memory");
+                        throw MemoException.About($"{Name(Quantity.Alpha)} {a} needs more host memory than {Name(Quantity.HostBudget)} {Sizes.FormatBytes(budget)} allows (at most alpha {_alphaHost:0.###}); lower {Name(Quantity.Alpha)} or raise {Name(Quantity.HostBudget)}", Quantity.Alpha, Quantity.HostBudget);
                     _alpha = a;
                     _alphaMeasured = true;
                 }
