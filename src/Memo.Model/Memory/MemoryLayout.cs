@@ -186,7 +186,7 @@ public sealed class MemoryLayout
         m.Add(new(BufferKind.Predictions), MemoryCategory.Workspaces, (long)Transformer.HeadChunkRows * 4, t.Head, t.Head + 1); // argmax of one head chunk
 
         // Backward workspaces. The head writes dL/d(final norm output) into d_h.
-        long up = cfg.Family == ModelFamily.Llama ? 2 * f : f;
+        long up = ActivationInventory.UpWidth(cfg);
         m.Add(new(BufferKind.DH), MemoryCategory.Workspaces, n * c * 4, t.Head, t.Backward(0) + 1);
         m.Add(new(BufferKind.DA), MemoryCategory.Workspaces, n * c * 4, t.FinalNormBackward, t.EmbedBackward + 1);
         m.Add(new(BufferKind.DB), MemoryCategory.Workspaces, n * c * 4, t.FinalNormBackward, t.EmbedBackward + 1);
