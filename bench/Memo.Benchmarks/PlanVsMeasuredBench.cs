@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Memo.CostModel;
+using Memo.CostModel.Cpu;
 using Memo.Cpu;
 using Memo.Model;
 using Memo.Model.Memory;
@@ -73,7 +74,7 @@ internal static partial class PlanVsMeasuredBench
         foreach (var (name, seq) in configs)
         {
             var cfg = Presets.Resolve(name);
-            var request = new PlanRequest { Model = cfg, Seq = seq, Gpus = 1, Device = DeviceProfile.Cpu(), Threads = threads };
+            var request = new PlanRequest { Model = cfg, Seq = seq, Gpus = 1, Device = DeviceProfile.Cpu(), Threads = threads, Engine = CpuEngineModel.Instance };
             var measure = new CpuMeasure(copyBytes: 128L << 20, minSeconds: minSeconds, clock: clock);
             var workload = new MeasureWorkload(cfg, 1, seq, threads);
             var profiles = new List<DeviceProfile>();

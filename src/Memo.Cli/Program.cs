@@ -43,7 +43,7 @@ public static class Program
         catch (MemoException e)
         {
             // Bad input is the same on every rank of an MPI job: rank 0 says it once.
-            if (!ParallelRun.IsOtherRank) Console.Error.WriteLine($"memo: {e.Message}");
+            if (!ParallelRun.IsOtherRank) Console.Error.WriteLine($"memo: {CliErrors.Describe(e)}");
             return e.ExitCode;
         }
         catch (Memo.Distributed.CommunicatorException e)

@@ -108,15 +108,31 @@ public static class ActivationInventory
         throw new ArgumentException($"activation '{name}' is not in the {cfg.ModelType} inventory", nameof(name));
     }
 
+    /// <summary>
+    /// Bytes per token of one layer's rows by kind, at <paramref name="activationBytes"/> per element and
+    /// <paramref name="statBytes"/> per element of the <see cref="ActivationSpec.AlwaysF32"/> rows (norm statistics,
+    /// log-sum-exp): the one place the per-token sums are taken. Saved = skeleton + token-local.
+    /// </summary>
+    public static (long Skeleton, long TokenLocal, long Transient) BytesPerToken(ModelConfig cfg, int activationBytes, int statBytes)
+    {
+        long s = 0, t = 0, x = 0;
+        foreach (var r in For(cfg))
+        {
+            long bytes = checked(r.ElementsPerToken(cfg) * (r.AlwaysF32 ? statBytes : activationBytes));
+            switch (r.Kind)
+            {
+                case ActivationKind.Skeleton: s = checked(s + bytes); break;
+                case ActivationKind.TokenLocal: t = checked(t + bytes); break;
+                default: x = checked(x + bytes); break;
+            }
+        }
+        return (s, t, x);
+    }
+
     /// <summary>Elements per token that backward needs, split into skeleton and token-local parts.</summary>
     public static (long Skeleton, long TokenLocal) SavedPerToken(ModelConfig cfg)
     {
-        long s = 0, t = 0;
-        foreach (var r in For(cfg))
-        {
-            if (r.Kind == ActivationKind.Skeleton) s += r.ElementsPerToken(cfg);
-            else if (r.Kind == ActivationKind.TokenLocal) t += r.ElementsPerToken(cfg);
-        }
+        var (s, t, _) = BytesPerToken(cfg, 1, 1);
         return (s, t);
     }
 
@@ -126,7 +142,7 @@ public static class ActivationInventory
     /// </summary>
     public static (long Skeleton, long TokenLocal) SavedBytesPerToken(ModelConfig cfg, int bytesPerElement)
     {
-        var (s, t) = SavedPerToken(cfg);
-        return (checked(s * bytesPerElement), checked(t * bytesPerElement));
+        var (s, t, _) = BytesPerToken(cfg, bytesPerElement, bytesPerElement);
+        return (s, t);
     }
 }

@@ -18,4 +18,13 @@ public sealed class MemoException : Exception
     public MemoException(string message, Exception inner) : this(message, inner, 2) { }
 
     public int ExitCode { get; }
+
+    /// <summary>
+    /// The user-set quantities the message names (each as <see cref="Memo.Quantities.Name"/> writes it), so a front end
+    /// can show them in its own terms; empty for messages written by the front end itself.
+    /// </summary>
+    public IReadOnlyList<Quantity> Quantities { get; init; } = [];
+
+    /// <summary>A library error about <paramref name="quantities"/>, whose message names each with <see cref="Memo.Quantities.Name"/>.</summary>
+    public static MemoException About(string message, params Quantity[] quantities) => new(message) { Quantities = quantities };
 }

@@ -53,7 +53,7 @@ public sealed record DeviceProfile
 
     /// <summary>
     /// True when the device is this machine's CPU running Memo's own engine: memory is then read off the engine's
-    /// arena layout (<see cref="CpuRuntime"/>) and step time follows its kernels (<see cref="CpuTimeModel"/>).
+    /// arena layout and step time follows its kernels (<see cref="ILocalEngine"/>, given as <see cref="PlanRequest.Engine"/>).
     /// Kept from the preset a profile file starts from.
     /// </summary>
     public bool CpuEngine { get; init; }

@@ -24,20 +24,15 @@ public sealed class LayerShape
         Model = model;
         Precision = precision;
         var rows = ActivationInventory.For(model);
+        (SkeletonBytesPerToken, TokenLocalBytesPerToken, TransientBytesPerToken) =
+            ActivationInventory.BytesPerToken(model, precision.ActivationBytes, Precision.StatBytes);
         var savedSizes = new List<long>();
         foreach (var r in rows)
         {
+            if (!r.NeededByBackward) continue;
             long bytes = checked(r.ElementsPerToken(model) * precision.BytesOf(r));
-            switch (r.Kind)
-            {
-                case ActivationKind.Skeleton: SkeletonBytesPerToken += bytes; savedSizes.Add(bytes); break;
-                case ActivationKind.TokenLocal:
-                    TokenLocalBytesPerToken += bytes;
-                    savedSizes.Add(bytes);
-                    if (!r.AlwaysF32 && r.Producer is LayerOp.Norm1 or LayerOp.Norm2 or LayerOp.MlpActivation) SelectiveBytesPerToken += bytes;
-                    break;
-                default: TransientBytesPerToken += bytes; break;
-            }
+            savedSizes.Add(bytes);
+            if (r.Kind == ActivationKind.TokenLocal && !r.AlwaysF32 && r.Producer is LayerOp.Norm1 or LayerOp.Norm2 or LayerOp.MlpActivation) SelectiveBytesPerToken += bytes;
         }
         var input = rows[ActivationInventory.Input];
         ResidualWidth = input.ElementsPerToken(model);

@@ -50,17 +50,22 @@ public sealed record MemoryBreakdown
 
     public long Peak => Parameters + Gradients + OptimizerState + KeptActivations + SwapStaging + RecomputeBuffers + Workspaces + Fragmentation + Reserved;
 
-    /// <summary>The parts in a fixed order, for tables, JSON and plots.</summary>
+    /// <summary>Bytes of <paramref name="category"/>.</summary>
+    public long this[MemoryCategory category] => category switch
+    {
+        MemoryCategory.Parameters => Parameters,
+        MemoryCategory.Gradients => Gradients,
+        MemoryCategory.OptimizerState => OptimizerState,
+        MemoryCategory.KeptActivations => KeptActivations,
+        MemoryCategory.SwapStaging => SwapStaging,
+        MemoryCategory.RecomputeBuffers => RecomputeBuffers,
+        MemoryCategory.Workspaces => Workspaces,
+        MemoryCategory.Fragmentation => Fragmentation,
+        MemoryCategory.Reserved => Reserved,
+        _ => throw new ArgumentOutOfRangeException(nameof(category), category, "not a memory category"),
+    };
+
+    /// <summary>The parts in <see cref="MemoryCategories.All"/>'s order with their keys and labels, for tables, JSON and plots.</summary>
     public IReadOnlyList<(string Key, string Label, long Bytes)> Parts =>
-    [
-        ("parameters", "parameters", Parameters),
-        ("gradients", "gradients", Gradients),
-        ("optimizer_state", "optimizer state", OptimizerState),
-        ("kept_activations", "kept activations", KeptActivations),
-        ("swap_staging", "swap staging", SwapStaging),
-        ("recompute_buffers", "recompute buffers", RecomputeBuffers),
-        ("workspaces", "workspaces", Workspaces),
-        ("fragmentation", "fragmentation", Fragmentation),
-        ("reserved", "reserved", Reserved),
-    ];
+        MemoryCategories.All.Select(c => (MemoryCategories.Key(c), MemoryCategories.Label(c), this[c])).ToArray();
 }

@@ -50,8 +50,18 @@ public sealed record PlanRequest
     /// <summary>Worker threads of the CPU engine (cpu device only; its attention workspace has one slot per thread); 0: as <c>memo train</c> (MEMO_THREADS, else one per core).</summary>
     public int Threads { get; init; }
 
-    /// <summary><see cref="Threads"/>, or the engine's default when 0.</summary>
-    public int EngineThreads => Threads > 0 ? Threads : CpuRuntime.DefaultThreads;
+    /// <summary>
+    /// The local engine's own cost model, required when <see cref="Device"/> is the local engine
+    /// (<see cref="DeviceProfile.CpuEngine"/>); the CLI passes the CPU engine's.
+    /// </summary>
+    public ILocalEngine? Engine { get; init; }
+
+    /// <summary><see cref="Threads"/>, or the engine's default when 0 (1 without an engine).</summary>
+    public int EngineThreads => Threads > 0 ? Threads : Engine?.DefaultThreads ?? 1;
+
+    /// <summary><see cref="Engine"/>; throws when the device is the local engine and none was given.</summary>
+    internal ILocalEngine LocalEngine => Engine
+        ?? throw new InvalidOperationException($"device '{Device.Name}' is the local engine; set PlanRequest.Engine to its cost model");
 
     public int Nodes => (Gpus + Device.GpusPerNode - 1) / Device.GpusPerNode;
 

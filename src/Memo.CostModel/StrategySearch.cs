@@ -111,7 +111,7 @@ public static class StrategySearch
             // The engine runs in its planned arena (its layout reports the real padding), has none of the baselines'
             // switches, and recomputes all layers or none.
             query = query with { AllocatorOverhead = 1.0, LogitsChunkTokens = null };
-            if (CpuRuntime.NotRunnable(r.Model, query.Batch, r.Seq) is not null) return Finish(r, strategy, lay, shape, query, "");
+            if (r.LocalEngine.NotRunnable(r.Model, query.Batch, r.Seq) is not null) return Finish(r, strategy, lay, shape, query, "");
             return strategy switch
             {
                 Strategy.Keep => Finish(r, strategy, lay, shape, query, ""),
@@ -202,7 +202,7 @@ public static class StrategySearch
         long micro = lay.Pp > 1 ? 1 : batch;
         var probe = MemoryOf(r, query with { Policy = MemoryPolicy.Swap(L) });
         double sSkel = probe.LayerSkeletonBytes, sRest = probe.LayerTokenLocalBytes;
-        double layerForward = dev.CpuEngine ? CpuTimeModel.LayerForward(r.Model, batch, r.Seq, dev) : TimeModel.Layer(shape, lay, dev, micro, r.Seq).Forward;
+        double layerForward = dev.CpuEngine ? r.LocalEngine.LayerForward(r.Model, batch, r.Seq, dev) : TimeModel.Layer(shape, lay, dev, micro, r.Seq).Forward;
         int swapped = MemoryPolicy.SwappedLayers(L);
 
         // alpha: largest value with the layer's copy hidden behind its forward and all swapped layers in host memory
@@ -250,14 +250,14 @@ public static class StrategySearch
 
     /// <summary>
     /// One device's memory: the cost model's <see cref="MemoryModel.PerDevice(MemoryQuery)"/>, or on the CPU engine
-    /// the engine's own arena layout (<see cref="CpuRuntime.Memory"/>), which is what it will measure.
+    /// the engine's own arena layout (<see cref="ILocalEngine.Memory"/>), which is what it will measure.
     /// </summary>
     private static MemoryBreakdown MemoryOf(PlanRequest r, MemoryQuery q) =>
-        r.Device.CpuEngine ? CpuRuntime.Memory(q.Model, q.Batch, q.Seq, q.Policy, r.EngineThreads) : MemoryModel.PerDevice(q);
+        r.Device.CpuEngine ? r.LocalEngine.Memory(q.Model, q.Batch, q.Seq, q.Policy, r.EngineThreads) : MemoryModel.PerDevice(q);
 
     private static StepTime TimeOf(PlanRequest r, LayerShape shape, ParallelLayout lay, MemoryQuery q, MemoryBreakdown mem) =>
         r.Device.CpuEngine
-            ? CpuTimeModel.Step(q.Model, q.Batch, q.Seq, q.Policy, r.Device, r.EngineThreads)
+            ? r.LocalEngine.Step(q.Model, q.Batch, q.Seq, q.Policy, r.Device, r.EngineThreads)
             : TimeModel.Step(shape, lay, r.Device, q.Batch, r.Seq, q.Policy, mem, q.Features);
 
     private static StrategyPlan Finish(PlanRequest r, Strategy strategy, ParallelLayout lay, LayerShape shape, MemoryQuery q, string note)
@@ -275,7 +275,7 @@ public static class StrategySearch
             FragmentationFactor = q.AllocatorOverhead, FragmentationSource = fragSource, LayersPerStage = layers,
             DeviceCapacityBytes = dev.DeviceMemoryBytes, HostCapacityBytesPerNode = dev.HostMemoryBytes,
         };
-        if (dev.CpuEngine && CpuRuntime.NotRunnable(r.Model, q.Batch, q.Seq) is string why)
+        if (dev.CpuEngine && r.LocalEngine.NotRunnable(r.Model, q.Batch, q.Seq) is string why)
             return common with { Reason = why, Pressure = double.PositiveInfinity };
         var mem = MemoryOf(r, q);
         long hostPerNode = mem.HostBytes * r.GpusPerNodeUsed;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Memo.Backends;
 using Memo.Model.Memory;
+using static Memo.Quantities;
 
 namespace Memo.Model;
 
@@ -71,14 +72,10 @@ public sealed unsafe partial class Transformer
             _inDone = Enumerable.Range(0, _layers).Select(l => new StreamEvent($"in{l}")).ToArray();
             _outQueued = new bool[_layers];
 
-            string[] setNames = _policy switch
-            {
-                PolicyKind.Keep or PolicyKind.Recompute => Enumerable.Range(0, _layers).Select(l => l.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
-                _ => ["slot0", "slot1"],
-            };
-            _sets = new LayerBuffers[setNames.Length];
-            _setOffsets = new long[setNames.Length][];
-            for (int s = 0; s < setNames.Length; s++)
+            int sets = _policy is PolicyKind.Keep or PolicyKind.Recompute ? _layers : 2;
+            _sets = new LayerBuffers[sets];
+            _setOffsets = new long[sets][];
+            for (int s = 0; s < sets; s++)
             {
                 var lb = new LayerBuffers(rows.Count) { Layer = s };
                 _setOffsets[s] = new long[rows.Count];
@@ -86,9 +83,13 @@ public sealed unsafe partial class Transformer
                 {
                     _setOffsets[s][i] = -1;
                     if (!rows[i].NeededByBackward) continue;
-                    string name = MemoryLayout.ActivationName(setNames[s], rows[i].Name);
-                    if (_policy == PolicyKind.Recompute && rows[i].Producer != LayerOp.LayerInput) name = MemoryLayout.ActivationName("recompute", rows[i].Name);
-                    _setOffsets[s][i] = layout.Offset(name);
+                    var id = _policy switch
+                    {
+                        PolicyKind.Keep => BufferId.LayerActivation(s, i),
+                        PolicyKind.Recompute => rows[i].Producer == LayerOp.LayerInput ? BufferId.LayerActivation(s, i) : BufferId.RecomputeActivation(i),
+                        _ => BufferId.StagingActivation(s, i),
+                    };
+                    _setOffsets[s][i] = layout.Offset(id);
                     lb.Saved[i] = m._arena.At(_setOffsets[s][i], 0);
                 }
                 _sets[s] = lb;

@@ -80,33 +80,33 @@ public sealed unsafe partial class Transformer : IDisposable
         if (DeviceLayout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(config, maxBatch, maxSeq, Memory, Workspaces.Of(backend, config), capacity);
         _arena = new DeviceArena(capacity, Memory.Poison);
 
-        float* Buf(string name) => _arena.At(DeviceLayout.Offset(name), 0);
-        Weights = Buf("weights");
-        Grads = Buf("grads");
-        AdamM = Buf("adam_m");
-        AdamV = Buf("adam_v");
-        _finalInput = Buf("final_input");
-        _finalNorm = Buf("final_norm");
-        _finalMean = config.Family == ModelFamily.Gpt2 ? Buf("final_mean") : null;
-        _finalRstd = Buf("final_rstd");
-        _tmp = Buf("tmp");
-        _dA = Buf("d_a");
-        _dB = Buf("d_b");
-        _dH = Buf("d_h");
-        _dO = Buf("d_o");
-        _dQkv = Buf("d_qkv");
-        _dUp = Buf("d_up");
-        _dAct = Buf("d_act");
-        _logits = Buf("logits");
-        _losses = Buf("losses");
-        _tokens = (int*)Buf("tokens");
-        _targets = (int*)Buf("targets");
-        _attnWork = Buf("attn_work");
-        _predictions = (int*)Buf("predictions");
+        float* Buf(BufferKind kind) => _arena.At(DeviceLayout.Offset(new BufferId(kind)), 0);
+        Weights = Buf(BufferKind.Weights);
+        Grads = Buf(BufferKind.Grads);
+        AdamM = Buf(BufferKind.AdamM);
+        AdamV = Buf(BufferKind.AdamV);
+        _finalInput = Buf(BufferKind.FinalInput);
+        _finalNorm = Buf(BufferKind.FinalNorm);
+        _finalMean = config.Family == ModelFamily.Gpt2 ? Buf(BufferKind.FinalMean) : null;
+        _finalRstd = Buf(BufferKind.FinalRstd);
+        _tmp = Buf(BufferKind.Tmp);
+        _dA = Buf(BufferKind.DA);
+        _dB = Buf(BufferKind.DB);
+        _dH = Buf(BufferKind.DH);
+        _dO = Buf(BufferKind.DO);
+        _dQkv = Buf(BufferKind.DQkv);
+        _dUp = Buf(BufferKind.DUp);
+        _dAct = Buf(BufferKind.DAct);
+        _logits = Buf(BufferKind.Logits);
+        _losses = Buf(BufferKind.Losses);
+        _tokens = (int*)Buf(BufferKind.Tokens);
+        _targets = (int*)Buf(BufferKind.Targets);
+        _attnWork = Buf(BufferKind.AttentionWorkspace);
+        _predictions = (int*)Buf(BufferKind.Predictions);
         if (config.Family == ModelFamily.Llama)
         {
-            _ropeCos = Buf("rope_cos");
-            _ropeSin = Buf("rope_sin");
+            _ropeCos = Buf(BufferKind.RopeCos);
+            _ropeSin = Buf(BufferKind.RopeSin);
             var (invFreq, scale) = RopeFrequencies.Compute(config, maxSeq);
             _k.RopeTable(maxSeq, invFreq, scale, _ropeCos, _ropeSin);
         }

@@ -35,16 +35,17 @@ public static class BiLevelPlanner
     /// <summary>
     /// Plans <paramref name="problem"/> in two levels: buffers are grouped into instances by
     /// (<see cref="Buffer.Layer"/>, <see cref="Buffer.Group"/>); buffers with Layer = -1 are
-    /// planned at level 2 directly. Each level uses <paramref name="options"/>'s solver.
+    /// planned at level 2 directly. Each level is solved by <paramref name="planner"/> under <paramref name="options"/>
+    /// (the engines by name, CP-SAT included, are in Memo.Planner.CpSat's <c>Planners.Create</c>).
     /// </summary>
-    public static BiLevelResult Solve(Problem problem, PlannerOptions options)
+    public static BiLevelResult Solve(Problem problem, PlannerOptions options, IPlanner planner)
     {
         ArgumentNullException.ThrowIfNull(problem);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(planner);
         options.Check();
         problem.CheckWellFormed();
         var clock = Stopwatch.StartNew();
-        IPlanner planner = Planners.Create(options.Solver);
 
         // Instances: (layer, group) -> buffer indices, in first-appearance order.
         var instances = new Dictionary<(int Layer, string Group), List<int>>();
@@ -159,9 +160,6 @@ public static class BiLevelPlanner
         };
         return new BiLevelResult(plan, outer, innerPlans);
     }
-
-    /// <summary>Solves the same problem flat, in one level, for comparison.</summary>
-    public static PlanResult SolveFlat(Problem problem, PlannerOptions options) => Planners.Solve(problem, options);
 
     private sealed class Shape(string group, Problem problem)
     {

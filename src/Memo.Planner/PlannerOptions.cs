@@ -1,6 +1,6 @@
 namespace Memo.Planner;
 
-/// <summary>Which engine <see cref="Planners.Create"/> returns.</summary>
+/// <summary>Which engine an options record names (Memo.Planner.CpSat's <c>Planners.Create</c> returns it).</summary>
 public enum SolverKind
 {
     /// <summary>

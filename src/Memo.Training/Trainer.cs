@@ -45,7 +45,7 @@ public sealed class Trainer : IDisposable
     {
         if (data.MinVocab > model.Config.VocabSize)
             throw new MemoException($"{data.Description} needs a vocabulary of at least {data.MinVocab} tokens, but the model has vocab_size {model.Config.VocabSize}");
-        if (gradAccum < 1) throw new MemoException($"--grad-accum must be at least 1 (got {gradAccum})");
+        if (gradAccum < 1) throw MemoException.About($"{Quantities.Name(Quantity.GradientAccumulation)} must be at least 1 (got {gradAccum})", Quantity.GradientAccumulation);
         Model = model;
         Data = data;
         Hyper = hyper;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Memo.Cli.Plots;
 using Memo.CostModel;
+using Memo.CostModel.Cpu;
 using Spectre.Console;
 
 namespace Memo.Cli.Commands;
@@ -210,6 +211,7 @@ public static class PlanCommand
             Cp = o.Cp,
             Dp = o.Dp,
             Threads = o.Threads ?? 0,
+            Engine = CpuEngineModel.Instance,
         };
         StrategySearch.Validate(request);
         if (o.MeasureArena && !dev.CpuEngine && strategies.Any(x => x is Strategy.Memo or Strategy.Keep))

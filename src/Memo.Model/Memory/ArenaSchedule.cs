@@ -81,5 +81,5 @@ public sealed class ArenaSchedule
     }
 
     /// <summary>True while buffer <paramref name="name"/> is acquired.</summary>
-    public bool IsLive(string name) => _live[_layout.IndexOf(name)];
+    public bool IsLive(BufferId id) => _live[_layout.IndexOf(id)];
 }

@@ -1,3 +1,5 @@
+using static Memo.Quantities;
+
 namespace Memo.Model.Memory;
 
 /// <summary>
@@ -23,15 +25,15 @@ public static class HostBudget
         long needSkeleton = checked(swapped * skeletonPerToken * tokens);
         long b = budget ?? needAll;
         if (policy == PolicyKind.Swap && b < needAll)
-            throw new MemoException($"--policy swap needs {Sizes.FormatBytes(needAll)} of host memory for {swapped} layers but --host-memory is {Sizes.FormatBytes(b)}; use --policy memo (swaps a fraction of tokens) or raise --host-memory");
+            throw MemoException.About($"{Name(Quantity.Policy)} swap needs {Sizes.FormatBytes(needAll)} of host memory for {swapped} layers but {Name(Quantity.HostBudget)} is {Sizes.FormatBytes(b)}; use {Name(Quantity.Policy)} memo (swaps a fraction of tokens) or raise {Name(Quantity.HostBudget)}", Quantity.Policy, Quantity.HostBudget);
         if (b < needSkeleton)
-            throw new MemoException($"--host-memory {Sizes.FormatBytes(b)} is too small for the skeleton activations of {swapped} layers ({Sizes.FormatBytes(needSkeleton)}); raise --host-memory or shorten --seq");
+            throw MemoException.About($"{Name(Quantity.HostBudget)} {Sizes.FormatBytes(b)} is too small for the skeleton activations of {swapped} layers ({Sizes.FormatBytes(needSkeleton)}); raise {Name(Quantity.HostBudget)} or shorten {Name(Quantity.SequenceLength)}", Quantity.HostBudget, Quantity.SequenceLength);
         double alphaHost = MemoryPolicy.AlphaForHost(b, swapped, (double)skeletonPerToken * tokens, (double)tokenLocalPerToken * tokens);
         if (alpha is double a)
         {
-            if (!(a >= 0 && a <= 1)) throw new MemoException($"--alpha must be between 0 and 1 (got {a})");
+            if (!(a >= 0 && a <= 1)) throw MemoException.About($"{Name(Quantity.Alpha)} must be between 0 and 1 (got {a})", Quantity.Alpha);
             if (a > alphaHost + 1e-12)
-                throw new MemoException($"--alpha {a} needs more host memory than --host-memory {Sizes.FormatBytes(b)} allows (at most alpha {alphaHost:0.###}); lower --alpha or raise --host-memory");
+                throw MemoException.About($"{Name(Quantity.Alpha)} {a} needs more host memory than {Name(Quantity.HostBudget)} {Sizes.FormatBytes(b)} allows (at most alpha {alphaHost:0.###}); lower {Name(Quantity.Alpha)} or raise {Name(Quantity.HostBudget)}", Quantity.Alpha, Quantity.HostBudget);
         }
         return alphaHost;
     }

@@ -1,34 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
 using Memo.Backends;
 using Memo.Cpu;
 using Memo.Planner;
 
 namespace Memo.Model.Memory;
-
-/// <summary>Categories of the device-memory report.</summary>
-public enum MemoryCategory
-{
-    Parameters,
-    Gradients,
-    OptimizerState,
-    KeptActivations,
-    SwapStaging,
-    RecomputeBuffers,
-    Workspaces,
-}
-
-/// <summary>
-/// One device buffer of an iteration, live during [<see cref="Lower"/>, <see cref="Upper"/>) of the
-/// <see cref="IterationTimeline"/>. Layer is the layer index for buffers of one layer (-1 otherwise); Row is
-/// the inventory row of a saved activation or -1.
-/// </summary>
-public sealed record DeviceBuffer(string Name, MemoryCategory Category, long Bytes, long Lower, long Upper, int Layer = -1, int Row = -1)
-{
-    /// <summary>True for buffers that outlive the iteration (acquired once, when the model is built).</summary>
-    public bool Persistent { get; init; }
-}
 
 /// <summary>
 /// Every device buffer Memo needs for a model, batch shape and policy, derived from the activation
@@ -49,7 +25,7 @@ public sealed class MemoryLayout
     private static readonly ConcurrentDictionary<(ModelConfig, int, int, PolicyKind, Workspaces), MemoryLayout> Cache = new();
     private const int CacheLimit = 512;
 
-    private readonly Dictionary<string, int> _index = [];
+    private readonly Dictionary<BufferId, int> _index = [];
     private readonly List<DeviceBuffer> _buffers = [];
     private long[] _offsets = [];
 
@@ -89,14 +65,15 @@ public sealed class MemoryLayout
     /// <summary>Wall-clock seconds the planning of this layout took (the first time: later calls reuse it from a cache).</summary>
     public double PlanSeconds { get; private set; }
 
-    public long Offset(string name) => _offsets[_index[name]];
+    /// <summary>Offset of the buffer <paramref name="id"/> in the arena.</summary>
+    public long Offset(BufferId id) => _offsets[_index[id]];
 
-    public bool Contains(string name) => _index.ContainsKey(name);
+    public bool Contains(BufferId id) => _index.ContainsKey(id);
 
     public long OffsetOf(int i) => _offsets[i];
 
-    /// <summary>Index of the buffer called <paramref name="name"/>.</summary>
-    public int IndexOf(string name) => _index[name];
+    /// <summary>Index of the buffer <paramref name="id"/> in <see cref="Buffers"/>.</summary>
+    public int IndexOf(BufferId id) => _index[id];
 
     /// <summary>Bytes per category, for the memory report (their sum exceeds the peak where buffers share memory).</summary>
     public IReadOnlyDictionary<MemoryCategory, long> ByCategory =>
@@ -105,9 +82,6 @@ public sealed class MemoryLayout
     /// <summary>Bytes per category live at time step <paramref name="t"/> (at <see cref="PeakTime"/> they add up to <see cref="LowerBound"/>).</summary>
     public IReadOnlyDictionary<MemoryCategory, long> LiveByCategory(long t) =>
         Enum.GetValues<MemoryCategory>().ToDictionary(c => c, c => _buffers.Where(b => b.Category == c && b.Lower <= t && t < b.Upper).Sum(b => b.Bytes));
-
-    /// <summary>Name of saved-activation buffer <paramref name="row"/> in the set <paramref name="set"/> (a layer index, or "slot0"/"slot1"/"recompute").</summary>
-    public static string ActivationName(string set, string row) => $"act.{set}.{row}";
 
     /// <summary>
     /// The layout of <paramref name="cfg"/> for <paramref name="batch"/> x <paramref name="seq"/> tokens under
@@ -151,18 +125,18 @@ public sealed class MemoryLayout
         int layers = cfg.NumLayers;
         long n = (long)batch * seq, c = cfg.HiddenSize, f = cfg.IntermediateSize;
         long paramBytes = checked(new ParameterLayout(cfg).TotalElements * 4);
-        m.AddPersistent("weights", MemoryCategory.Parameters, paramBytes);
-        m.AddPersistent("grads", MemoryCategory.Gradients, paramBytes);
-        m.AddPersistent("adam_m", MemoryCategory.OptimizerState, paramBytes);
-        m.AddPersistent("adam_v", MemoryCategory.OptimizerState, paramBytes);
+        m.AddPersistent(new(BufferKind.Weights), MemoryCategory.Parameters, paramBytes);
+        m.AddPersistent(new(BufferKind.Grads), MemoryCategory.Gradients, paramBytes);
+        m.AddPersistent(new(BufferKind.AdamM), MemoryCategory.OptimizerState, paramBytes);
+        m.AddPersistent(new(BufferKind.AdamV), MemoryCategory.OptimizerState, paramBytes);
         if (cfg.Family == ModelFamily.Llama)
         {
             long table = (long)seq * (cfg.HeadDim / 2) * 4;
-            m.AddPersistent("rope_cos", MemoryCategory.Workspaces, table);
-            m.AddPersistent("rope_sin", MemoryCategory.Workspaces, table);
+            m.AddPersistent(new(BufferKind.RopeCos), MemoryCategory.Workspaces, table);
+            m.AddPersistent(new(BufferKind.RopeSin), MemoryCategory.Workspaces, table);
         }
-        m.Add("tokens", MemoryCategory.Workspaces, n * 4, IterationTimeline.Begin, t.EmbedBackward + 1);
-        m.Add("targets", MemoryCategory.Workspaces, n * 4, IterationTimeline.Begin, t.Head + 1);
+        m.Add(new(BufferKind.Tokens), MemoryCategory.Workspaces, n * 4, IterationTimeline.Begin, t.EmbedBackward + 1);
+        m.Add(new(BufferKind.Targets), MemoryCategory.Workspaces, n * 4, IterationTimeline.Begin, t.Head + 1);
 
         // Saved activations. A layer's input is written by the previous layer's MLP phase (layer 0's by
         // the embedding); its other rows by its own forward. Kept sets live until their layer's backward.
@@ -178,53 +152,51 @@ public sealed class MemoryLayout
             {
                 case PolicyKind.Keep:
                     for (int l = 0; l < layers; l++)
-                        m.Add(ActivationName(Set(l), r.Name), MemoryCategory.KeptActivations, bytes, isInput ? InputLower(l) : t.Attention(l), t.Backward(l) + 1, l, i);
+                        m.Add(BufferId.LayerActivation(l, i), MemoryCategory.KeptActivations, bytes, isInput ? InputLower(l) : t.Attention(l), t.Backward(l) + 1, l, i);
                     break;
                 case PolicyKind.Recompute:
                     if (isInput)
                     {
                         for (int l = 0; l < layers; l++)
-                            m.Add(ActivationName(Set(l), r.Name), MemoryCategory.KeptActivations, bytes, InputLower(l), t.Backward(l) + 1, l, i);
+                            m.Add(BufferId.LayerActivation(l, i), MemoryCategory.KeptActivations, bytes, InputLower(l), t.Backward(l) + 1, l, i);
                     }
                     else
                     {
                         // One set, refilled by every layer's forward and by every recomputation in backward.
-                        m.Add(ActivationName("recompute", r.Name), MemoryCategory.RecomputeBuffers, bytes, t.Attention(0), t.Backward(0) + 1, -1, i);
+                        m.Add(BufferId.RecomputeActivation(i), MemoryCategory.RecomputeBuffers, bytes, t.Attention(0), t.Backward(0) + 1, -1, i);
                     }
                     break;
                 case PolicyKind.Swap:
                 case PolicyKind.Memo:
                     // Staging slots: in use (by compute or by the copy engine) until the step's copies are drained.
-                    m.Add(ActivationName("slot0", r.Name), MemoryCategory.SwapStaging, bytes, IterationTimeline.Embed, t.StepEnd, -1, i);
-                    m.Add(ActivationName("slot1", r.Name), MemoryCategory.SwapStaging, bytes, IterationTimeline.Embed, t.StepEnd, -1, i);
+                    m.Add(BufferId.StagingActivation(0, i), MemoryCategory.SwapStaging, bytes, IterationTimeline.Embed, t.StepEnd, -1, i);
+                    m.Add(BufferId.StagingActivation(1, i), MemoryCategory.SwapStaging, bytes, IterationTimeline.Embed, t.StepEnd, -1, i);
                     break;
             }
         }
-        m.Add("attn_work", MemoryCategory.Workspaces, workspaces.AttentionBytes, t.Attention(0), t.Backward(0) + 1);
+        m.Add(new(BufferKind.AttentionWorkspace), MemoryCategory.Workspaces, workspaces.AttentionBytes, t.Attention(0), t.Backward(0) + 1);
         // Out/down-projection output of the forward (recomputation in backward uses d_h instead).
-        m.Add("tmp", MemoryCategory.Workspaces, n * c * 4, t.Mlp(0), t.FinalNorm);
-        m.Add("final_input", MemoryCategory.KeptActivations, n * c * 4, t.Mlp(layers - 1), t.FinalNormBackward + 1);
-        m.Add("final_norm", MemoryCategory.KeptActivations, n * c * 4, t.FinalNorm, t.Head + 1);
-        if (cfg.Family == ModelFamily.Gpt2) m.Add("final_mean", MemoryCategory.KeptActivations, n * 4, t.FinalNorm, t.FinalNormBackward + 1);
-        m.Add("final_rstd", MemoryCategory.KeptActivations, n * 4, t.FinalNorm, t.FinalNormBackward + 1);
-        m.Add("logits", MemoryCategory.Workspaces, (long)Transformer.HeadChunkRows * cfg.VocabSize * 4, t.Head, t.Head + 1);
-        m.Add("losses", MemoryCategory.Workspaces, n * 4, t.Head, t.Head + 1);
-        m.Add("predictions", MemoryCategory.Workspaces, (long)Transformer.HeadChunkRows * 4, t.Head, t.Head + 1); // argmax of one head chunk
+        m.Add(new(BufferKind.Tmp), MemoryCategory.Workspaces, n * c * 4, t.Mlp(0), t.FinalNorm);
+        m.Add(new(BufferKind.FinalInput), MemoryCategory.KeptActivations, n * c * 4, t.Mlp(layers - 1), t.FinalNormBackward + 1);
+        m.Add(new(BufferKind.FinalNorm), MemoryCategory.KeptActivations, n * c * 4, t.FinalNorm, t.Head + 1);
+        if (cfg.Family == ModelFamily.Gpt2) m.Add(new(BufferKind.FinalMean), MemoryCategory.KeptActivations, n * 4, t.FinalNorm, t.FinalNormBackward + 1);
+        m.Add(new(BufferKind.FinalRstd), MemoryCategory.KeptActivations, n * 4, t.FinalNorm, t.FinalNormBackward + 1);
+        m.Add(new(BufferKind.Logits), MemoryCategory.Workspaces, (long)Transformer.HeadChunkRows * cfg.VocabSize * 4, t.Head, t.Head + 1);
+        m.Add(new(BufferKind.Losses), MemoryCategory.Workspaces, n * 4, t.Head, t.Head + 1);
+        m.Add(new(BufferKind.Predictions), MemoryCategory.Workspaces, (long)Transformer.HeadChunkRows * 4, t.Head, t.Head + 1); // argmax of one head chunk
 
         // Backward workspaces. The head writes dL/d(final norm output) into d_h.
-        long up = cfg.Family == ModelFamily.Llama ? 2 * f : f;
-        m.Add("d_h", MemoryCategory.Workspaces, n * c * 4, t.Head, t.Backward(0) + 1);
-        m.Add("d_a", MemoryCategory.Workspaces, n * c * 4, t.FinalNormBackward, t.EmbedBackward + 1);
-        m.Add("d_b", MemoryCategory.Workspaces, n * c * 4, t.FinalNormBackward, t.EmbedBackward + 1);
+        long up = ActivationInventory.UpWidth(cfg);
+        m.Add(new(BufferKind.DH), MemoryCategory.Workspaces, n * c * 4, t.Head, t.Backward(0) + 1);
+        m.Add(new(BufferKind.DA), MemoryCategory.Workspaces, n * c * 4, t.FinalNormBackward, t.EmbedBackward + 1);
+        m.Add(new(BufferKind.DB), MemoryCategory.Workspaces, n * c * 4, t.FinalNormBackward, t.EmbedBackward + 1);
         long b0 = t.Backward(layers - 1), b1 = t.Backward(0) + 1;
-        m.Add("d_o", MemoryCategory.Workspaces, n * c * 4, b0, b1);
-        m.Add("d_qkv", MemoryCategory.Workspaces, n * cfg.QkvSize * 4, b0, b1);
-        m.Add("d_up", MemoryCategory.Workspaces, n * up * 4, b0, b1);
-        m.Add("d_act", MemoryCategory.Workspaces, n * f * 4, b0, b1);
+        m.Add(new(BufferKind.DO), MemoryCategory.Workspaces, n * c * 4, b0, b1);
+        m.Add(new(BufferKind.DQkv), MemoryCategory.Workspaces, n * cfg.QkvSize * 4, b0, b1);
+        m.Add(new(BufferKind.DUp), MemoryCategory.Workspaces, n * up * 4, b0, b1);
+        m.Add(new(BufferKind.DAct), MemoryCategory.Workspaces, n * f * 4, b0, b1);
         return m;
     }
-
-    private static string Set(int layer) => layer.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Assigns offsets: best-fit on the whole iteration, then bi-level if that is not close to the bound; validated.</summary>
     private void Plan()
@@ -236,7 +208,7 @@ public sealed class MemoryLayout
         PlanResult best = new BestFitPlanner().Solve(problem, options);
         if (best.Peak > TargetRatio * best.LowerBound)
         {
-            PlanResult bi = BiLevelPlanner.Solve(problem, options).Plan;
+            PlanResult bi = BiLevelPlanner.Solve(problem, options, new BestFitPlanner()).Plan;
             if (bi.Peak < best.Peak) best = bi;
         }
         var check = PlanValidator.Validate(problem, best.ToSolution(), Align);
@@ -281,17 +253,17 @@ public sealed class MemoryLayout
         return new Problem(list);
     }
 
-    private void AddPersistent(string name, MemoryCategory category, long bytes)
+    private void AddPersistent(BufferId id, MemoryCategory category, long bytes)
     {
-        Add(name, category, bytes, 0, Timeline.End);
+        Add(id, category, bytes, 0, Timeline.End);
         _buffers[^1] = _buffers[^1] with { Persistent = true };
     }
 
-    private void Add(string name, MemoryCategory category, long bytes, long lower, long upper, int layer = -1, int row = -1)
+    private void Add(BufferId id, MemoryCategory category, long bytes, long lower, long upper, int layer = -1, int row = -1)
     {
         bytes = Math.Max(bytes, 4);
-        _index.Add(name, _buffers.Count);
-        _buffers.Add(new DeviceBuffer(name, category, bytes, lower, upper, layer, row));
+        _index.Add(id, _buffers.Count);
+        _buffers.Add(new DeviceBuffer(id, id.NameIn(Config), category, bytes, lower, upper, layer, row));
     }
 }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using static Memo.Quantities;
 
 namespace Memo.Model.Memory;
 
@@ -35,16 +36,8 @@ public static class MemoryReport
         return sb.ToString().TrimEnd();
     }
 
-    public static string Label(MemoryCategory c) => c switch
-    {
-        MemoryCategory.Parameters => "parameters",
-        MemoryCategory.Gradients => "gradients",
-        MemoryCategory.OptimizerState => "optimizer state",
-        MemoryCategory.KeptActivations => "kept activations",
-        MemoryCategory.SwapStaging => "swap staging",
-        MemoryCategory.RecomputeBuffers => "recompute buffers",
-        _ => "workspaces",
-    };
+    /// <summary>The printed label of <paramref name="c"/> (<see cref="MemoryCategories.Label"/>).</summary>
+    public static string Label(MemoryCategory c) => MemoryCategories.Label(c);
 
     /// <summary>The one-line error when a policy does not fit the device budget: bytes needed, budget, and what would fit.</summary>
     public static MemoException DoesNotFit(ModelConfig cfg, int batch, int seq, MemoryOptions options, Workspaces workspaces, long budget)
@@ -55,8 +48,8 @@ public static class MemoryReport
         long resident = cats[MemoryCategory.Parameters] + cats[MemoryCategory.Gradients] + cats[MemoryCategory.OptimizerState];
         if (resident > budget)
         {
-            return new MemoException(string.Create(CultureInfo.InvariantCulture,
-                $"--device-memory {Sizes.FormatBytes(budget)} is smaller than the parameters, gradients and optimizer state alone ({Sizes.FormatBytes(resident)}) of {cfg.Name}; no policy or sequence length fits — raise --device-memory or use a smaller model"));
+            return MemoException.About(string.Create(CultureInfo.InvariantCulture,
+                $"{Name(Quantity.DeviceBudget)} {Sizes.FormatBytes(budget)} is smaller than the parameters, gradients and optimizer state alone ({Sizes.FormatBytes(resident)}) of {cfg.Name}; no policy or sequence length fits — raise {Name(Quantity.DeviceBudget)} or use a smaller model"), Quantity.DeviceBudget);
         }
         var fits = Enum.GetValues<PolicyKind>()
             .Select(p => (Policy: p, Bytes: MemoryLayout.Build(cfg, batch, seq, p, workspaces).TotalBytes))
@@ -64,7 +57,7 @@ public static class MemoryReport
             .OrderBy(x => x.Bytes)
             .Select(x => x.Policy.ToString().ToLowerInvariant())
             .ToList();
-        string policyHint = fits.Count > 0 ? $"--policy {string.Join(" or ", fits)} fits" : "no policy fits this sequence";
+        string policyHint = fits.Count > 0 ? $"{Name(Quantity.Policy)} {string.Join(" or ", fits)} fits" : "no policy fits this sequence";
         // Longest sequence at which the requested policy fits.
         int lo = 0, hi = seq;
         while (lo < hi)
@@ -73,8 +66,8 @@ public static class MemoryReport
             if (MemoryLayout.Build(cfg, batch, mid, options.Policy, workspaces).TotalBytes <= budget) lo = mid;
             else hi = mid - 1;
         }
-        string seqHint = lo >= 1 ? $"--seq {lo} fits with --policy {options.Policy.ToString().ToLowerInvariant()}" : "no sequence length fits this policy";
-        return new MemoException(string.Create(CultureInfo.InvariantCulture,
-            $"--policy {options.Policy.ToString().ToLowerInvariant()} needs {Sizes.FormatBytes(need)} ({need} bytes) of device memory but --device-memory is {Sizes.FormatBytes(budget)} ({budget} bytes); {policyHint}; {seqHint}"));
+        string seqHint = lo >= 1 ? $"{Name(Quantity.SequenceLength)} {lo} fits with {Name(Quantity.Policy)} {options.Policy.ToString().ToLowerInvariant()}" : "no sequence length fits this policy";
+        return MemoException.About(string.Create(CultureInfo.InvariantCulture,
+            $"{Name(Quantity.Policy)} {options.Policy.ToString().ToLowerInvariant()} needs {Sizes.FormatBytes(need)} ({need} bytes) of device memory but {Name(Quantity.DeviceBudget)} is {Sizes.FormatBytes(budget)} ({budget} bytes); {policyHint}; {seqHint}"), Quantity.Policy, Quantity.DeviceBudget, Quantity.SequenceLength);
     }
 }

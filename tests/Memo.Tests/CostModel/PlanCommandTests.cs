@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Memo.Cli.Commands;
 using Memo.CostModel;
+using Memo.CostModel.Cpu;
 
 namespace Memo.Tests.CostModel;
 

@@ -1,4 +1,5 @@
 using Memo.CostModel;
+using Memo.CostModel.Cpu;
 using Memo.Cpu;
 using Memo.Model;
 using Memo.Model.Memory;
@@ -58,7 +59,7 @@ public class RuntimeConsistencyTests
     public void Every_strategy_planned_on_the_cpu_runs_at_its_planned_peak(string name, int seq)
     {
         var cfg = Presets.Resolve(name);
-        var request = new PlanRequest { Model = cfg, Seq = seq, Gpus = 1, Device = DeviceProfile.Cpu() };
+        var request = new PlanRequest { Model = cfg, Seq = seq, Gpus = 1, Device = DeviceProfile.Cpu(), Engine = CpuEngineModel.Instance };
         var expected = new Dictionary<Strategy, PolicyKind>
         {
             [Strategy.Memo] = PolicyKind.Memo,
@@ -105,7 +106,7 @@ public class RuntimeConsistencyTests
         long skeleton = (cfg.NumLayers - 2) * swap.LayerSkeletonBytes;
         long room = swap.Peak + skeleton + (long)(0.4 * (cfg.NumLayers - 2) * swap.LayerTokenLocalBytes);
         var cpu = DeviceProfile.Cpu() with { HostMemoryBytes = room, HostReservedBytes = 0, DeviceMemoryBytes = room };
-        var plan = StrategySearch.Plan(new PlanRequest { Model = cfg, Seq = seq, Gpus = 1, Device = cpu }, Strategy.Memo);
+        var plan = StrategySearch.Plan(new PlanRequest { Model = cfg, Seq = seq, Gpus = 1, Device = cpu, Engine = CpuEngineModel.Instance }, Strategy.Memo);
         Assert.True(plan.Fits, plan.Reason);
         Assert.InRange(plan.Alpha!.Value, 0.35, 0.4);
         Assert.Contains("host memory", plan.Reason, StringComparison.Ordinal);
@@ -176,7 +177,7 @@ public class RuntimeConsistencyTests
     [InlineData(1, 2, "one device")]
     public void The_cpu_engine_is_one_device(int gpus, int? tp, string expected)
     {
-        var r = new PlanRequest { Model = Presets.Resolve("llama-small"), Seq = 1024, Gpus = gpus, Tp = tp, Device = DeviceProfile.Cpu() };
+        var r = new PlanRequest { Model = Presets.Resolve("llama-small"), Seq = 1024, Gpus = gpus, Tp = tp, Device = DeviceProfile.Cpu(), Engine = CpuEngineModel.Instance };
         var e = Assert.Throws<MemoException>(() => StrategySearch.Validate(r));
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', e.Message);
@@ -185,7 +186,7 @@ public class RuntimeConsistencyTests
     [Fact]
     public void A_gpt2_sequence_beyond_its_positions_is_not_runnable_on_the_cpu()
     {
-        var r = new PlanRequest { Model = Presets.Resolve("gpt2-tiny"), Seq = 2048, Gpus = 1, Device = DeviceProfile.Cpu() };
+        var r = new PlanRequest { Model = Presets.Resolve("gpt2-tiny"), Seq = 2048, Gpus = 1, Device = DeviceProfile.Cpu(), Engine = CpuEngineModel.Instance };
         var p = StrategySearch.Plan(r, Strategy.Keep);
         Assert.False(p.Fits);
         Assert.StartsWith("not runnable", p.Reason, StringComparison.Ordinal);

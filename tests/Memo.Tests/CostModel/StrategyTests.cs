@@ -1,4 +1,5 @@
 using Memo.CostModel;
+using Memo.CostModel.Cpu;
 
 namespace Memo.Tests.CostModel;
 
@@ -172,7 +173,7 @@ public class StrategyTests
     public void Cpu_profile_counts_device_and_host_in_one_pool()
     {
         var cpu = DeviceProfile.Cpu() with { DeviceMemoryBytes = 8L << 30, HostMemoryBytes = 8L << 30, HostReservedBytes = 1L << 30 };
-        var r = new PlanRequest { Model = Presets.Resolve("llama-tiny"), Seq = 4096, Gpus = 1, Device = cpu };
+        var r = new PlanRequest { Model = Presets.Resolve("llama-tiny"), Seq = 4096, Gpus = 1, Device = cpu, Engine = CpuEngineModel.Instance };
         var memo = StrategySearch.Plan(r, Strategy.Memo);
         Assert.True(memo.Fits, memo.Reason);
         Assert.Equal(new ParallelLayout(1, 1, 1), memo.Layout);

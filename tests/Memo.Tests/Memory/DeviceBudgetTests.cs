@@ -1,3 +1,4 @@
+using Memo.Cli;
 using Memo.Model;
 using Memo.Model.Memory;
 using Xunit.Abstractions;
@@ -32,10 +33,15 @@ public sealed class DeviceBudgetTests(ITestOutputHelper output)
         var e = Assert.Throws<MemoException>(() => new Transformer(cfg, 1, seq, null, new MemoryOptions { Policy = PolicyKind.Keep, DeviceBudget = budget }));
         output.WriteLine(e.Message);
         Assert.Contains("needs", e.Message, StringComparison.Ordinal);
-        Assert.Contains("--policy", e.Message, StringComparison.Ordinal);
-        Assert.Contains("memo", e.Message, StringComparison.Ordinal);
-        Assert.Contains("--seq", e.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain('\n', e.Message);
+        Assert.DoesNotContain("--", e.Message, StringComparison.Ordinal); // the library names quantities, not flags
+        Assert.Equal([Quantity.Policy, Quantity.DeviceBudget, Quantity.SequenceLength], e.Quantities);
+        string cli = CliErrors.Describe(e);
+        output.WriteLine(cli);
+        Assert.StartsWith("--policy keep needs", cli, StringComparison.Ordinal);
+        Assert.Contains("memo", cli, StringComparison.Ordinal);
+        Assert.Contains("--device-memory is", cli, StringComparison.Ordinal);
+        Assert.Contains("--seq", cli, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', cli);
     }
 
     [Fact]
@@ -67,12 +73,16 @@ public sealed class DeviceBudgetTests(ITestOutputHelper output)
         var cfg = SmallLlama(4);
         var tiny = Assert.Throws<MemoException>(() => new Transformer(cfg, 1, 256, null, new MemoryOptions { Policy = PolicyKind.Memo, DeviceBudget = 1 << 20 }));
         Assert.Contains("parameters", tiny.Message, StringComparison.Ordinal);
+        Assert.StartsWith("--device-memory 1.00 MiB is smaller", CliErrors.Describe(tiny), StringComparison.Ordinal);
         var host = Assert.Throws<MemoException>(() => new Transformer(cfg, 1, 256, null, new MemoryOptions { Policy = PolicyKind.Memo, HostBudget = 1000 }));
         Assert.Contains("skeleton", host.Message, StringComparison.Ordinal);
+        Assert.Contains("raise --host-memory or shorten --seq", CliErrors.Describe(host), StringComparison.Ordinal);
         var swap = Assert.Throws<MemoException>(() => new Transformer(cfg, 1, 256, null, new MemoryOptions { Policy = PolicyKind.Swap, HostBudget = 1 << 20 }));
-        Assert.Contains("--policy memo", swap.Message, StringComparison.Ordinal);
+        Assert.Contains("use --policy memo", CliErrors.Describe(swap), StringComparison.Ordinal);
+        Assert.StartsWith("--policy swap needs", CliErrors.Describe(swap), StringComparison.Ordinal);
         var alpha = Assert.Throws<MemoException>(() => new Transformer(cfg, 1, 256, null, new MemoryOptions { Policy = PolicyKind.Memo, Alpha = 1.5 }));
-        Assert.Contains("--alpha", alpha.Message, StringComparison.Ordinal);
+        Assert.Equal([Quantity.Alpha], alpha.Quantities);
+        Assert.Equal("--alpha must be between 0 and 1 (got 1.5)", CliErrors.Describe(alpha));
         Assert.Throws<MemoException>(() => MemoryOptions.ParsePolicy("offload"));
     }
 }

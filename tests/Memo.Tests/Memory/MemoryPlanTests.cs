@@ -90,7 +90,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
         var cfg = Presets.Resolve("llama-small");
         var keep = MemoryLayout.Build(cfg, 1, 256, PolicyKind.Keep, 2);
         var t = keep.Timeline;
-        DeviceBuffer B(MemoryLayout l, string name) => l.Buffers[l.IndexOf(name)];
+        DeviceBuffer B(MemoryLayout l, string name) => l.Buffers.Single(b => b.Name == name);
         // A layer's kept set: its input from the previous layer's MLP phase, the rest from its own forward, all until its backward.
         Assert.Equal((t.Mlp(1), t.Backward(2) + 1), (B(keep, "act.2.Input").Lower, B(keep, "act.2.Input").Upper));
         Assert.Equal((t.Attention(2), t.Backward(2) + 1), (B(keep, "act.2.Qkv").Lower, B(keep, "act.2.Qkv").Upper));
@@ -165,7 +165,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
             var layout = MemoryLayout.Build(cfg, 1, seq, policy, 16, cached: false);
             double seconds = clock.Elapsed.TotalSeconds;
             Assert.True(layout.TotalBytes <= 1.01 * layout.LowerBound);
-            var bi = BiLevelPlanner.Solve(layout.Problem, new PlannerOptions { Solver = SolverKind.BestFit, TimeLimit = TimeSpan.FromSeconds(600) });
+            var bi = BiLevelPlanner.Solve(layout.Problem, new PlannerOptions { Solver = SolverKind.BestFit, TimeLimit = TimeSpan.FromSeconds(600) }, new BestFitPlanner());
             Assert.True(PlanValidator.Validate(layout.Problem, bi.Plan.ToSolution()).IsOk);
             output.WriteLine($"llama-7b {policy,-9} T=131072: {layout.Buffers.Count} buffers planned in {seconds * 1000:0.0} ms ({layout.Solver}), peak {layout.TotalBytes:N0} = {(double)layout.TotalBytes / layout.LowerBound:0.00000} x lower bound; " +
                 $"bi-level best-fit {bi.Plan.Peak:N0} ({(double)bi.Plan.Peak / layout.LowerBound:0.00000} x) in {bi.Plan.Seconds * 1000:0.0} ms");

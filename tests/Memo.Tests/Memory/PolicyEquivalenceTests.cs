@@ -106,7 +106,7 @@ public sealed unsafe class PolicyEquivalenceTests(ITestOutputHelper output)
         var (x, y) = Data(32, cfg.VocabSize, 5);
         model.ZeroGrads();
         model.Step(1, 32, x, y, backward: true, 1f / 32);
-        long off = model.DeviceLayout.Offset(MemoryLayout.ActivationName("0", "Norm1"));
+        long off = model.DeviceLayout.Offset(BufferId.LayerActivation(0, ActivationInventory.IndexOf(cfg, "Norm1")));
         float* released = (float*)(model.Arena.Base + off);
         Assert.True(float.IsNaN(released[0]) && float.IsNaN(released[31 * cfg.HiddenSize]), "a released activation should be NaN under --poison");
     }

@@ -14,7 +14,7 @@ public class BiLevelPlannerTests
     public void Eight_identical_layers_compose_into_a_valid_plan(SolverKind kind)
     {
         var p = PlannerTestData.Layered(layers: 8, perLayer: 10);
-        var r = BiLevelPlanner.Solve(p, Options(kind));
+        var r = BiLevelPlanner.Solve(p, Options(kind), Planners.Create(kind));
         PlannerTestData.AssertValid(p, r.Plan);
         // One level-1 solve per phase, shared by all eight layers.
         Assert.Equal(2, r.Inner.Count);
@@ -29,7 +29,7 @@ public class BiLevelPlannerTests
     public void Composed_offsets_are_block_offset_plus_inner_offset()
     {
         var p = PlannerTestData.Layered(layers: 3, perLayer: 6);
-        var r = BiLevelPlanner.Solve(p, Options(SolverKind.Search));
+        var r = BiLevelPlanner.Solve(p, Options(SolverKind.Search), Planners.Create(SolverKind.Search));
         var fwd = r.Inner.Single(i => i.Group == "fwd").Result;
         // Every layer's forward buffers keep the same layout relative to each other.
         for (int l = 0; l < 3; l++)
@@ -45,8 +45,8 @@ public class BiLevelPlannerTests
     public void Composition_is_never_below_the_flat_lower_bound_and_flat_is_available()
     {
         var p = PlannerTestData.Layered(layers: 8, perLayer: 10, seed: 3);
-        var composed = BiLevelPlanner.Solve(p, Options(SolverKind.Auto)).Plan;
-        var flat = BiLevelPlanner.SolveFlat(p, Options(SolverKind.Auto));
+        var composed = BiLevelPlanner.Solve(p, Options(SolverKind.Auto), Planners.Create(SolverKind.Auto)).Plan;
+        var flat = Planners.Solve(p, Options(SolverKind.Auto));
         PlannerTestData.AssertValid(p, composed);
         PlannerTestData.AssertValid(p, flat);
         Assert.True(composed.Peak >= flat.LowerBound);
@@ -61,7 +61,7 @@ public class BiLevelPlannerTests
         var p = PlannerTestData.Layered(layers: 3, perLayer: 5);
         var changed = p.Buffers.Select(b => b.Layer == 1 && b.Group == "fwd" ? b with { Size = 2 * b.Size } : b).ToArray();
         var q = new Problem(changed);
-        var r = BiLevelPlanner.Solve(q, Options(SolverKind.BestFit));
+        var r = BiLevelPlanner.Solve(q, Options(SolverKind.BestFit), Planners.Create(SolverKind.BestFit));
         PlannerTestData.AssertValid(q, r.Plan);
         Assert.Equal(3, r.Inner.Count);
         Assert.Equal(new[] { 1, 2 }, r.Inner.Where(i => i.Group == "fwd").Select(i => i.Instances).Order());
@@ -72,7 +72,7 @@ public class BiLevelPlannerTests
     {
         var p = PlannerTestData.Layered(layers: 4, perLayer: 6);
         var aligned = new Problem(p.Buffers.Select((b, i) => i % 3 == 0 ? b with { Alignment = 2048 } : b).ToArray());
-        var r = BiLevelPlanner.Solve(aligned, Options(SolverKind.BestFit) with { Alignment = 256 });
+        var r = BiLevelPlanner.Solve(aligned, Options(SolverKind.BestFit) with { Alignment = 256 }, Planners.Create(SolverKind.BestFit));
         PlannerTestData.AssertValid(aligned, r.Plan, extraAlignment: 256);
     }
 
@@ -87,7 +87,7 @@ public class BiLevelPlannerTests
             new Buffer("l1a", new Lifespan(5, 8), 4) { Layer = 1, Group = "fwd" },
             new Buffer("l1b", new Lifespan(7, 10), 4) { Layer = 1, Group = "fwd" },
         ]);
-        var r = BiLevelPlanner.Solve(p, Options(SolverKind.Search));
+        var r = BiLevelPlanner.Solve(p, Options(SolverKind.Search), Planners.Create(SolverKind.Search));
         PlannerTestData.AssertValid(p, r.Plan);
         Assert.Single(r.Inner);
         Assert.Equal(8, r.Inner[0].Result.Peak);

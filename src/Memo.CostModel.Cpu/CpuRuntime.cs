@@ -2,7 +2,7 @@ using Memo.Cpu;
 using Memo.Model;
 using Memo.Model.Memory;
 
-namespace Memo.CostModel;
+namespace Memo.CostModel.Cpu;
 
 /// <summary>
 /// The <c>cpu</c> device is Memo's own CPU engine (src/Memo.Model), so its memory is not modelled but read off

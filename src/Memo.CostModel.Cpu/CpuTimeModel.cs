@@ -1,7 +1,7 @@
 using Memo.Model;
 using Memo.Model.Memory;
 
-namespace Memo.CostModel;
+namespace Memo.CostModel.Cpu;
 
 /// <summary>
 /// Step time of Memo's CPU engine (src/Memo.Model), following what it runs, kernel by kernel:

@@ -5,7 +5,7 @@ using Memo.Cpu;
 using Memo.Cpu.Kernels;
 using Memo.Model;
 
-namespace Memo.CostModel;
+namespace Memo.CostModel.Cpu;
 
 /// <summary>
 /// Fills the <c>cpu</c> profile from the CPU engine's own kernels on this machine, timed at the shapes of the

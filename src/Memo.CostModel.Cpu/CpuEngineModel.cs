@@ -1,0 +1,26 @@
+namespace Memo.CostModel.Cpu;
+
+/// <summary>
+/// The CPU engine as the planner sees it: memory from <see cref="CpuRuntime"/> (the engine's arena layout), time from
+/// <see cref="CpuTimeModel"/> (the engine's kernels). Pass <see cref="Instance"/> as <see cref="PlanRequest.Engine"/>.
+/// </summary>
+public sealed class CpuEngineModel : ILocalEngine
+{
+    public static CpuEngineModel Instance { get; } = new();
+
+    private CpuEngineModel()
+    {
+    }
+
+    public int DefaultThreads => CpuRuntime.DefaultThreads;
+
+    public string? NotRunnable(ModelConfig model, long batch, long seq) => CpuRuntime.NotRunnable(model, batch, seq);
+
+    public MemoryBreakdown Memory(ModelConfig model, long batch, long seq, MemoryPolicy policy, int threads) =>
+        CpuRuntime.Memory(model, batch, seq, policy, threads);
+
+    public StepTime Step(ModelConfig model, long batch, long seq, MemoryPolicy policy, DeviceProfile dev, int threads) =>
+        CpuTimeModel.Step(model, batch, seq, policy, dev, threads);
+
+    public double LayerForward(ModelConfig model, long batch, long seq, DeviceProfile dev) => CpuTimeModel.LayerForward(model, batch, seq, dev);
+}
