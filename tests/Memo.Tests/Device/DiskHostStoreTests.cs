@@ -159,6 +159,18 @@ public sealed unsafe class DiskHostStoreTests
         Assert.True(tmpfs.UsedBytes() < 64 * 1024, $"tmpfs still holds {tmpfs.UsedBytes()} bytes");
     }
 
+    [Fact]
+    public void HostStoreSpecParsesMemoryDiskAndDiskDir()
+    {
+        Assert.False(HostStoreSpec.Parse("memory").OnDisk);
+        Assert.Equal(Path.GetTempPath(), HostStoreSpec.Parse("disk").DiskDirectory);
+        Assert.Equal("/scratch/swap", HostStoreSpec.Parse("disk:/scratch/swap").DiskDirectory);
+        Assert.Equal("disk:/scratch/swap", HostStoreSpec.Parse("disk:/scratch/swap").ToString());
+        var e = Assert.Throws<MemoException>(() => HostStoreSpec.Parse("nvme"));
+        Assert.Contains("memory, disk, or disk:DIR", e.Message, StringComparison.Ordinal);
+        Assert.Throws<MemoException>(() => HostStoreSpec.Parse("disk:"));
+    }
+
     private static byte* AlignedPlus(byte* p, int plus) => (byte*)(((nint)p + 4095) & ~(nint)4095) + plus;
 }
 
