@@ -62,7 +62,7 @@ make_cgroup() {
     local parent=/sys/fs/cgroup/memory$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
     cg=$parent/memo-bench-$$
     if mkdir "$cg" 2>/dev/null && echo "$limit_bytes" >"$cg/memory.limit_in_bytes"; then
-      [ -f "$cg/memory.memsw.limit_in_bytes" ] && echo "$limit_bytes" >"$cg/memory.memsw.limit_in_bytes"
+      if [ -f "$cg/memory.memsw.limit_in_bytes" ]; then echo "$limit_bytes" >"$cg/memory.memsw.limit_in_bytes"; fi
       cg_kind=v1; return 0
     fi
   fi
@@ -103,14 +103,16 @@ one() { # name limited(0/1) memo-args...
   local name=$1 limited=$2; shift 2
   local log=$work/$name-$RANDOM.jsonl tfile=$work/time-$RANDOM
   local cmd=("$memo" train --model "$model" --task recall --seq "$seq" --steps "$steps" --curriculum 0 --eval-samples 0 --log "$log" "$@")
-  commands+=("$([ "$limited" = 1 ] && echo "[cgroup $limit] ")${cmd[*]}")
+  local prefix=""
+  if [ "$limited" = 1 ]; then prefix="[cgroup $limit] "; fi
+  commands+=("$prefix${cmd[*]}")
   echo "== $name: ${cmd[*]}" >&2
   local rc=0 ooms0 peak=unlimited
   if [ "$limited" = 1 ]; then
     cg_reset; ooms0=$(cg_ooms)
     in_cgroup /usr/bin/time -f %M -o "$tfile" "${cmd[@]}" >"$work/$name.out" 2>&1 || rc=$?
     peak=$(cg_peak)
-    [ "$(cg_ooms)" != "$ooms0" ] && rc="$rc (OOM-killed)"
+    if [ "$(cg_ooms)" != "$ooms0" ]; then rc="$rc (OOM-killed)"; fi
   else
     /usr/bin/time -f %M -o "$tfile" "${cmd[@]}" >"$work/$name.out" 2>&1 || rc=$?
   fi
