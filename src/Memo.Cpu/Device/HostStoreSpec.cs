@@ -16,6 +16,9 @@ public sealed record HostStoreSpec
     /// <summary>Settings of the disk tier's file (threads, request size, direct I/O, preallocation).</summary>
     public DiskStoreOptions Disk { get; init; } = new();
 
+    /// <summary>Bytes of the start-up bandwidth probe of the disk tier.</summary>
+    public long ProbeBytes { get; init; } = DiskProbe.DefaultBytes;
+
     public bool OnDisk => DiskDirectory != null;
 
     /// <summary>Parses <c>memory</c>, <c>disk</c> or <c>disk:DIR</c>.</summary>
