@@ -50,7 +50,7 @@ log=$out/run-cpu.md
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); host $(hostname); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared; the tables repeat it)"
-  echo "- packages: $(dpkg-query -W -f='${Package} ${Version}; ' libopenblas0 libopenblas0-pthread python3-torch python3-threadpoolctl 2>/dev/null)"
+  echo "- packages: $(dpkg-query -W -f='${Package} ${Version}; ' libopenblas0 libopenblas0-pthread python3-torch python3-threadpoolctl 2>/dev/null | sed 's/; $//')"
   echo "- libblas.so.3 points to: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown)"
   echo "- environment for Memo: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-unset}; for the baselines both unset"
   echo "- transparent huge pages: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)"
