@@ -12,11 +12,18 @@
 # (a child in the memory hierarchy, memory.limit_in_bytes and memory.memsw.limit_in_bytes where present),
 # or systemd-run --scope -p MemoryMax when systemd runs the machine. Needs root for the first two.
 #
-# Usage: bench/run-disk-tier.sh [--seq 32K] [--limit 3GiB] [--steps 3] [--rounds 2] [--policy memo]
+# Runs append to benchmarks/<machine>/disk-tier-T<seq>.jsonl (with the commit that ran them; --fresh starts
+# it anew) and the table is built from every run there, so the runs may be taken in several sittings
+# (--runs keep,disk,memory,keep-limited picks which).
+#
+# Usage: bench/run-disk-tier.sh [--seq 32K] [--limit 2.5GiB] [--steps 3] [--rounds 2] [--policy memo]
 #                               [--alpha A] [--dir DIR] [--machine NAME] [--compare-memory]
+#                               [--runs keep,disk,keep-limited] [--fresh]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seq=32K; limit=3GiB; steps=3; rounds=2; dir=${TMPDIR:-/var/tmp}; machine=amd-epyc-zen5-2core; compare=0; policy=memo; alpha=""
+orig_args="$*"
+seq=32K; limit=2.5GiB; steps=3; rounds=2; dir=${TMPDIR:-/var/tmp}; machine=amd-epyc-zen5-2core; compare=0; policy=memo; alpha=""
+runs=""; fresh=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --seq) seq=$2; shift 2 ;;
@@ -28,6 +35,8 @@ while [ $# -gt 0 ]; do
     --policy) policy=$2; shift 2 ;;
     --alpha) alpha=$2; shift 2 ;;
     --compare-memory) compare=1; shift ;;
+    --runs) runs=$2; shift 2 ;;
+    --fresh) fresh=1; shift ;;
     *) echo "run-disk-tier.sh: unknown option '$1'; see the usage lines at the top of the script" >&2; exit 2 ;;
   esac
 done
@@ -96,8 +105,12 @@ in_cgroup() {
 make_cgroup
 
 # --- runs ----------------------------------------------------------------------------------------
-results=$work/results.jsonl
-: >"$results"
+results=$out/disk-tier-T$seq.jsonl
+if [ "$fresh" = 1 ]; then : >"$results"; fi
+touch "$results"
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+changes")
+if [ -z "$runs" ]; then runs=keep,disk$([ "$compare" = 1 ] && echo ,memory || true),keep-limited; fi
+want_run() { [[ ",$runs," == *",$1,"* ]]; }
 commands=()
 one() { # name limited(0/1) memo-args...
   local name=$1 limited=$2; shift 2
@@ -117,9 +130,9 @@ one() { # name limited(0/1) memo-args...
     /usr/bin/time -f %M -o "$tfile" "${cmd[@]}" >"$work/$name.out" 2>&1 || rc=$?
   fi
   tail -2 "$work/$name.out" >&2
-  "$python" - "$name" "$limited" "$rc" "$peak" "$tfile" "$log" >>"$results" <<'PY'
+  "$python" - "$name" "$limited" "$rc" "$peak" "$tfile" "$log" "$commit" "$limit" "$(cut -d' ' -f1-3 /proc/loadavg)" "${cmd[*]}" >>"$results" <<'PY'
 import json, sys, statistics
-name, limited, rc, peak, tfile, log = sys.argv[1:7]
+name, limited, rc, peak, tfile, log, commit, limit, load, command = sys.argv[1:11]
 try:
     rss_kib = int(open(tfile).read().split()[-1])
 except Exception:
@@ -133,7 +146,7 @@ timed = steps[1:] if len(steps) > 1 else steps
 def med(key):
     v = [s[key] for s in timed if key in s]
     return statistics.median(v) if v else None
-print(json.dumps({"name": name, "limited": limited == "1", "rc": rc, "cgroup_peak": peak, "peak_rss_bytes": rss_kib * 1024 if rss_kib else None,
+print(json.dumps({"name": name, "limited": limited == "1", "limit": limit if limited == "1" else None, "commit": commit, "load": load, "command": command, "rc": rc, "cgroup_peak": peak, "peak_rss_bytes": rss_kib * 1024 if rss_kib else None,
                   "steps": len(steps), "step_ms": [s.get("step_ms") for s in timed], "step_ms_median": med("step_ms"),
                   "loss_last": steps[-1]["loss"] if steps else None,
                   "disk_written_bytes": med("disk_written_bytes"), "disk_read_bytes": med("disk_read_bytes"),
@@ -144,18 +157,18 @@ PY
 memo_args=(--policy "$policy" ${alpha:+--alpha "$alpha"})
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq 1 "$rounds"); do
-  one keep 0 --policy keep
-  one "$policy-disk" 1 "${memo_args[@]}" --host-store "disk:$dir"
-  if [ "$compare" = 1 ]; then one "$policy-memory" 0 "${memo_args[@]}" --host-store memory; fi
+  if want_run keep; then one keep 0 --policy keep; fi
+  if want_run disk; then one "$policy-disk" 1 "${memo_args[@]}" --host-store "disk:$dir"; fi
+  if want_run memory; then one "$policy-memory" 0 "${memo_args[@]}" --host-store memory; fi
 done
-one keep-limited 1 --policy keep
+if want_run keep-limited; then one keep-limited 1 --policy keep; fi
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the table -----------------------------------------------------------------------------------
 report=$out/disk-tier-T$seq.md
-"$python" - "$results" "$seq" "$limit" "$limit_bytes" "$cg_kind" "$load0" "$load1" "$dir" "$steps" "$rounds" >"$report.tmp" <<'PY'
+"$python" - "$results" "$seq" "$cg_kind" "$dir" >"$report.tmp" <<'PY'
 import json, sys, statistics, datetime, os
-res_path, seq, limit, limit_bytes, cg_kind, load0, load1, dirname, steps, rounds = sys.argv[1:11]
+res_path, seq, cg_kind, dirname = sys.argv[1:5]
 runs = [json.loads(l) for l in open(res_path)]
 def g(name): return [r for r in runs if r["name"] == name]
 def med(vals):
@@ -164,16 +177,16 @@ def med(vals):
 def mib(b): return "n/a" if b is None else f"{b / 2**20:.0f} MiB"
 def ms(v): return "n/a" if v is None else f"{v:.0f}"
 keep_ms = med([r["step_ms_median"] for r in g("keep")])
-print(f"### Disk tier: llama 8 layers, hidden 256, T = {seq}, memory limit {limit}")
+limits = sorted({r["limit"] for r in runs if r.get("limit")})
+print(f"### Disk tier: llama 8 layers, hidden 256 (bench/configs/llama-8x256.json), T = {seq}, memory limit {', '.join(limits) or 'none'}")
 print()
-print(f"- date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; the machine was shared with other work")
-print(f"- load average (1, 5, 15 min): {load0} at start, {load1} at end")
-print(f"- memory cgroup: {cg_kind}, limit {limit} ({limit_bytes} bytes), no swap; disk store directory {dirname}")
-print(f"- {rounds} rounds, alternating the runs below process by process; {steps} steps per run, step time = median of the steps after the first")
-print("- peak RSS from GNU time (%M); cgroup peak = the cgroup's max usage (includes page cache)")
+print(f"- written {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC from {len(runs)} runs in {os.path.basename(res_path)}; {os.cpu_count()} cores; the machine was shared with other work (load average at the start of each run below)")
+print(f"- memory cgroup: {cg_kind}, no swap; disk store directory {dirname}; runs alternate process by process (A B A B) within a sitting")
+print("- step time = median of a run's steps after the first (the only step when a run has one); peak RSS from GNU time (%M); cgroup peak = the cgroup's max usage (includes page cache)")
+print("- disk I/O hidden = 1 - (time compute waited for layers on disk) / (time the copy stream spent in disk I/O)")
 print()
-print("| run | memory limit | exit | peak RSS | cgroup peak | step ms (median, per run) | vs keep | disk written/step | disk read/step | disk I/O ms | disk wait ms (exposed) | disk I/O hidden |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| run | memory limit | exit | peak RSS | cgroup peak | step ms (median, per run) | vs keep | disk written/step | disk read/step | disk I/O ms | disk wait ms (exposed) | disk I/O hidden | load at start | commit |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name in dict.fromkeys(r["name"] for r in runs):
     rs = g(name)
     step = med([r["step_ms_median"] for r in rs])
@@ -184,15 +197,19 @@ for name in dict.fromkeys(r["name"] for r in runs):
     peaks = ", ".join(mib(r["peak_rss_bytes"]) for r in rs)
     cgp = ", ".join(mib(int(r["cgroup_peak"])) if str(r["cgroup_peak"]).isdigit() else str(r["cgroup_peak"]) for r in rs)
     exits = ", ".join(str(r["rc"]) for r in rs)
-    print(f"| {name} | {limit if rs[0]['limited'] else 'none'} | {exits} | {peaks} | {cgp} | {ms(step)} ({per_run}) | {ratio} | "
-          f"{mib(med([r['disk_written_bytes'] for r in rs]))} | {mib(med([r['disk_read_bytes'] for r in rs]))} | {ms(io)} | {ms(wait)} | {hidden} |")
+    loads = "; ".join(r.get("load", "?") for r in rs)
+    commits = ", ".join(dict.fromkeys(r.get("commit", "?") for r in rs))
+    print(f"| {name} | {rs[0].get('limit') or 'none'} | {exits} | {peaks} | {cgp} | {ms(step)} ({per_run}) | {ratio} | "
+          f"{mib(med([r['disk_written_bytes'] for r in rs]))} | {mib(med([r['disk_read_bytes'] for r in rs]))} | {ms(io)} | {ms(wait)} | {hidden} | {loads} | {commits} |")
 PY
 {
   cat "$report.tmp"
   echo
-  echo "Commands:"
+  echo "Commands (bench/run-disk-tier.sh $orig_args, possibly in several sittings):"
   echo
-  for c in "${commands[@]}"; do echo "    $c"; done
+  "$python" -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l); print("    " + ("[cgroup %s] " % r["limit"] if r.get("limit") else "") + r.get("command", "?"))' "$results"
 } >"$report.tmp2"
 mv "$report.tmp2" "$report"; rm -f "$report.tmp"
 cat "$report"
