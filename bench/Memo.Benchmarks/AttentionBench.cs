@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Memo.Backends;
 using Memo.Cpu;
 using Memo.Cpu.Kernels;
 

@@ -22,7 +22,7 @@ namespace Memo.Benchmarks;
 /// </summary>
 internal static partial class PlanVsMeasuredBench
 {
-    private sealed record Row(string Model, int Seq, Policy Policy, string Strategy)
+    private sealed record Row(string Model, int Seq, PolicyKind Policy, string Strategy)
     {
         public List<double> Predicted { get; } = [];
         public List<double> Measured { get; } = [];
@@ -71,14 +71,14 @@ internal static partial class PlanVsMeasuredBench
             {
                 var (mp, strategy) = firstPlan[p];
                 double alpha = CpuRuntime.AlphaOf(mp, cfg.NumLayers);
-                var options = new MemoryOptions { Policy = p, Alpha = p == Policy.Memo ? alpha : null };
+                var options = new MemoryOptions { Policy = p, Alpha = p == PolicyKind.Memo ? alpha : null };
                 var model = new Transformer(cfg, 1, seq, null, options);
                 Initializer.Initialize(model, 1);
                 var rng = new Random(1);
                 var tokens = Enumerable.Range(0, 2 * seq + 1).Select(_ => rng.Next(cfg.VocabSize)).ToArray();
                 var trainer = new Trainer(model, new MemoryTokenSource(tokens, cfg.VocabSize), new TrainHyper(), 1, seq, 1);
                 for (int w = 0; w < 3; w++) trainer.TrainStep(); // warm-up: optimized code, first touch of the arena and host store
-                var row = new Row(name, seq, p, strategy) { Alpha = p is Policy.Memo or Policy.Swap ? alpha : double.NaN };
+                var row = new Row(name, seq, p, strategy) { Alpha = p is PolicyKind.Memo or PolicyKind.Swap ? alpha : double.NaN };
                 rows.Add(row);
                 return (Row: row, Model: model, Trainer: trainer, Policy: mp);
             }).ToArray();
@@ -115,17 +115,17 @@ internal static partial class PlanVsMeasuredBench
     }
 
     /// <summary>The planner's policy per engine policy, and the strategy that plans it on one CPU.</summary>
-    private static Dictionary<Policy, (MemoryPolicy Policy, string Strategy)> PlanFor(PlanRequest request, Policy[] policies, int threads)
+    private static Dictionary<PolicyKind, (MemoryPolicy Policy, string Strategy)> PlanFor(PlanRequest request, PolicyKind[] policies, int threads)
     {
         int layers = request.Model.NumLayers;
-        var result = new Dictionary<Policy, (MemoryPolicy, string)>();
+        var result = new Dictionary<PolicyKind, (MemoryPolicy, string)>();
         foreach (var p in policies)
         {
             result[p] = p switch
             {
-                Policy.Keep => (PlanSearch.Plan(request, Strategy.Keep).Policy!, "keep"),
-                Policy.Recompute => (PlanSearch.Plan(request, Strategy.DeepSpeed).Policy!, "deepspeed"),
-                Policy.Memo => (PlanSearch.Plan(request, Strategy.Memo).Policy!, "memo"),
+                PolicyKind.Keep => (PlanSearch.Plan(request, Strategy.Keep).Policy!, "keep"),
+                PolicyKind.Recompute => (PlanSearch.Plan(request, Strategy.DeepSpeed).Policy!, "deepspeed"),
+                PolicyKind.Memo => (PlanSearch.Plan(request, Strategy.Memo).Policy!, "memo"),
                 _ => (MemoryPolicy.Swap(layers), "(memo at alpha 1)"),
             };
         }

@@ -23,11 +23,11 @@ internal static class PolicyBench
         var cfg = Presets.Resolve(preset) with { NumLayers = layers };
         var policies = new (string Name, MemoryOptions Options)[]
         {
-            ("keep", new() { Policy = Policy.Keep }),
-            ("recompute", new() { Policy = Policy.Recompute }),
-            ("swap", new() { Policy = Policy.Swap }),
-            ("memo", new() { Policy = Policy.Memo }),
-            ("memo a=0.5", new() { Policy = Policy.Memo, Alpha = 0.5 }),
+            ("keep", new() { Policy = PolicyKind.Keep }),
+            ("recompute", new() { Policy = PolicyKind.Recompute }),
+            ("swap", new() { Policy = PolicyKind.Swap }),
+            ("memo", new() { Policy = PolicyKind.Memo }),
+            ("memo a=0.5", new() { Policy = PolicyKind.Memo, Alpha = 0.5 }),
         };
         int n = batch * seq;
         var rng = new SplitMix64(1);

@@ -20,12 +20,13 @@ internal static class EvalCommand
         var batch = CliOptions.Int("--batch", "batch rows B", 1);
         var grads = CliOptions.Text("--grads", "write the gradient of the loss for every parameter to this safetensors file");
         var json = CliOptions.Flag("--json", "print {\"loss\": ...} instead of a line of text");
-        var cmd = new Command("eval", "Print the mean cross-entropy of the first batch of a data file.") { checkpoint, data, seq, batch, grads, json };
-        cmd.SetAction(p => Run(p.GetValue(checkpoint)!, p.GetValue(data)!, p.GetValue(seq), p.GetValue(batch), p.GetValue(grads), p.GetValue(json)));
+        var backend = CliOptions.Text("--backend", "kernels to run on: cpu (vectorized, all threads) or reference (scalar, one thread; for checking)", "cpu");
+        var cmd = new Command("eval", "Print the mean cross-entropy of the first batch of a data file.") { checkpoint, data, seq, batch, grads, json, backend };
+        cmd.SetAction(p => Run(p.GetValue(checkpoint)!, p.GetValue(data)!, p.GetValue(seq), p.GetValue(batch), p.GetValue(grads), p.GetValue(json), p.GetValue(backend)!));
         return cmd;
     }
 
-    private static unsafe int Run(string dir, string dataPath, long seqLong, int batch, string? gradsPath, bool json)
+    private static unsafe int Run(string dir, string dataPath, long seqLong, int batch, string? gradsPath, bool json, string backendName)
     {
         if (batch < 1) throw new MemoException($"--batch must be at least 1 (got {batch})");
         if (seqLong < 1 || seqLong > int.MaxValue) throw new MemoException($"--seq must be between 1 and {int.MaxValue} (got {seqLong})");
@@ -34,7 +35,8 @@ internal static class EvalCommand
         if (cfg.HasLearnedPositions && seq > cfg.MaxPositions)
             throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of this gpt2 model; use --seq {cfg.MaxPositions} or less");
         using var source = DataSources.Open(dataPath, cfg.VocabSize);
-        using var model = new Transformer(cfg, batch, seq);
+        using var backend = BackendRegistry.Create(backendName);
+        using var model = new Transformer(backend, cfg, batch, seq);
         Checkpoint.LoadWeights(dir, model);
         int n = batch * seq;
         var inputs = new int[n];
@@ -44,7 +46,11 @@ internal static class EvalCommand
         bool backward = gradsPath != null;
         model.ZeroGrads();
         double loss = model.Step(batch, seq, inputs, targets, backward, (float)(1.0 / n));
-        if (gradsPath != null) Checkpoint.WriteTensors(gradsPath, model.Layout, model.Grads, "gradients");
+        if (gradsPath != null)
+        {
+            using var grads = model.CopyBlockToHost(model.Grads);
+            Checkpoint.WriteTensors(gradsPath, model.Layout, grads.Floats, "gradients");
+        }
         Console.WriteLine(json
             ? new JsonObject { ["loss"] = loss }.ToJsonString()
             : string.Create(CultureInfo.InvariantCulture, $"loss {loss:0.000000} ({batch} x {seq} tokens of {source.Description})"));

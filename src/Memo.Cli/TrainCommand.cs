@@ -58,11 +58,12 @@ internal static class TrainCommand
         var hostMemory = CliOptions.Text("--host-memory", "host memory budget for swapped activations (default: what swapping needs)");
         var poison = CliOptions.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
         var dryRun = CliOptions.Flag("--dry-run", "print the memory report and stop before training");
+        var backend = CliOptions.Text("--backend", "kernels to run on: cpu (vectorized, all threads) or reference (scalar, one thread; for checking)", "cpu");
 
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples,
+            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, backend,
         };
         cmd.SetAction(p =>
         {
@@ -91,6 +92,7 @@ internal static class TrainCommand
                 Threads = p.GetValue(threads),
                 Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison)),
                 DryRun = p.GetValue(dryRun),
+                Backend = p.GetValue(backend)!,
             };
             return Run(o);
         });
@@ -122,6 +124,7 @@ internal static class TrainCommand
         public int Threads { get; init; }
         public MemoryOptions Memory { get; init; } = new();
         public bool DryRun { get; init; }
+        public string Backend { get; init; } = "cpu";
     }
 
     internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison)
@@ -134,7 +137,7 @@ internal static class TrainCommand
             a = v;
         }
         var p = MemoryOptions.ParsePolicy(policy);
-        if (a != null && p != Policy.Memo) throw new MemoException($"--alpha applies to --policy memo only (got --policy {policy})");
+        if (a != null && p != PolicyKind.Memo) throw new MemoException($"--alpha applies to --policy memo only (got --policy {policy})");
         long? d = device != null ? Sizes.ParseBytes(device, "--device-memory") : null;
         long? h = host != null ? Sizes.ParseBytes(host, "--host-memory") : null;
         if (d is <= 0) throw new MemoException("--device-memory must be positive");
@@ -203,19 +206,20 @@ internal static class TrainCommand
         if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
         if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
 
+        using var backend = BackendRegistry.Create(a.Backend);
         using var source = DataSpec.Open(dataSpec, seed, cfg.VocabSize);
         if (a.DryRun)
         {
-            var layout = MemoryLayout.Build(cfg, batch, seq, a.Memory.Policy, WorkerPool.Default.Threads);
+            var layout = MemoryLayout.Build(cfg, batch, seq, a.Memory.Policy, backend);
             long capacity = a.Memory.DeviceBudget ?? layout.TotalBytes;
-            if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, batch, seq, a.Memory, WorkerPool.Default.Threads, capacity);
-            double alphaShown = a.Memory.Alpha ?? (a.Memory.Policy == Policy.Memo ? 1.0 : 0);
+            if (layout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(cfg, batch, seq, a.Memory, Workspaces.Of(backend, cfg), capacity);
+            double alphaShown = a.Memory.Alpha ?? (a.Memory.Policy == PolicyKind.Memo ? 1.0 : 0);
             long hostBytes = MemoryReport.HostBytes(cfg, batch, seq, a.Memory.Policy, alphaShown);
             Console.WriteLine($"model   {cfg}");
             Console.WriteLine(MemoryReport.Describe(layout, capacity, hostBytes, alphaShown));
             return 0;
         }
-        using var model = new Transformer(cfg, batch, seq, null, a.Memory);
+        using var model = new Transformer(backend, cfg, batch, seq, a.Memory);
         using var trainer = new Trainer(model, source, hyper, batch, seq, accum);
         if (resumed != null)
         {
@@ -233,7 +237,7 @@ internal static class TrainCommand
         console.WriteLine($"model   {cfg}");
         console.WriteLine($"data    {source.Description}");
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"batch   {batch} x {seq} tokens x {accum} micro-batches = {trainer.TokensPerStep} tokens/step, {WorkerPool.Default.Threads} threads, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
+            $"batch   {batch} x {seq} tokens x {accum} micro-batches = {trainer.TokensPerStep} tokens/step, {backend.Threads} threads{(backend.Name == BackendRegistry.Default ? "" : ", backend " + backend.Name)}, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
         console.WriteLine(MemoryReport.Describe(model.DeviceLayout, model.Arena.Capacity, model.HostStoreBytes, model.Alpha));
         if (hyper.Curriculum.Count > 0)
             console.WriteLine($"length curriculum {SeqStage.Format(hyper.Curriculum)} (SEQxSTEPS), then {seq} from step {hyper.CurriculumSteps + 1}");

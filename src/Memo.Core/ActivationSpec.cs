@@ -63,7 +63,7 @@ public static class ActivationInventory
         new("Residual1", c => c.HiddenSize, LayerOp.Residual1, ActivationKind.TokenLocal),
         new("Norm2Rstd", _ => 1, LayerOp.Norm2, ActivationKind.TokenLocal, AlwaysF32: true),
         new("Norm2", c => c.HiddenSize, LayerOp.Norm2, ActivationKind.TokenLocal),
-        new("MlpUp", c => 2L * c.IntermediateSize, LayerOp.MlpUp, ActivationKind.TokenLocal),
+        new("MlpUp", UpWidth, LayerOp.MlpUp, ActivationKind.TokenLocal),
         new("MlpAct", c => c.IntermediateSize, LayerOp.MlpActivation, ActivationKind.TokenLocal),
         new("MlpDown", c => c.HiddenSize, LayerOp.MlpDown, ActivationKind.Transient),
     ];
@@ -82,10 +82,16 @@ public static class ActivationInventory
         new("Norm2Mean", _ => 1, LayerOp.Norm2, ActivationKind.TokenLocal, AlwaysF32: true),
         new("Norm2Rstd", _ => 1, LayerOp.Norm2, ActivationKind.TokenLocal, AlwaysF32: true),
         new("Norm2", c => c.HiddenSize, LayerOp.Norm2, ActivationKind.TokenLocal),
-        new("MlpUp", c => c.IntermediateSize, LayerOp.MlpUp, ActivationKind.TokenLocal),
+        new("MlpUp", UpWidth, LayerOp.MlpUp, ActivationKind.TokenLocal),
         new("MlpAct", c => c.IntermediateSize, LayerOp.MlpActivation, ActivationKind.TokenLocal),
         new("MlpDown", c => c.HiddenSize, LayerOp.MlpDown, ActivationKind.Transient),
     ];
+
+    /// <summary>
+    /// Width of the MLP up projection's output row: llama's fused gate and up (2F, SwiGLU reads both halves),
+    /// gpt2's single up projection (F). The one definition; the MlpUp rows, the model and the measurements use it.
+    /// </summary>
+    public static long UpWidth(ModelConfig cfg) => cfg.Family == ModelFamily.Llama ? 2L * cfg.IntermediateSize : cfg.IntermediateSize;
 
     /// <summary>The rows of one layer of <paramref name="cfg"/>'s family, in forward order.</summary>
     public static IReadOnlyList<ActivationSpec> For(ModelConfig cfg) =>
@@ -112,5 +118,15 @@ public static class ActivationInventory
             else if (r.Kind == ActivationKind.TokenLocal) t += r.ElementsPerToken(cfg);
         }
         return (s, t);
+    }
+
+    /// <summary>
+    /// Bytes per token that backward needs at <paramref name="bytesPerElement"/> per element (the runtime is fp32),
+    /// split into skeleton and token-local parts: the per-token sums every swap size, host budget and copy time uses.
+    /// </summary>
+    public static (long Skeleton, long TokenLocal) SavedBytesPerToken(ModelConfig cfg, int bytesPerElement)
+    {
+        var (s, t) = SavedPerToken(cfg);
+        return (checked(s * bytesPerElement), checked(t * bytesPerElement));
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Memo.Backends;
 using Memo.Cpu;
 using Memo.Cpu.Kernels;
 using Memo.Model;
@@ -152,7 +153,7 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
         var cfg = w.Model;
         long n = w.Batch * w.Seq;
         long c = cfg.HiddenSize, f = cfg.IntermediateSize, q = cfg.QkvSize, v = cfg.VocabSize;
-        long up = cfg.Family == ModelFamily.Llama ? 2 * f : f;
+        long up = ActivationInventory.UpWidth(cfg);
         long attn = (long)cfg.NumHeads * cfg.HeadDim;
         (long In, long Out)[] projections = [(c, q), (attn, c), (c, up), (f, c)];
         double perToken = projections.Sum(x => 2.0 * x.In * x.Out);
@@ -234,7 +235,7 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
         long n = w.Batch * w.Seq;
         int C = cfg.HiddenSize, F = cfg.IntermediateSize, Q = cfg.QkvSize, V = cfg.VocabSize, H = cfg.NumHeads, Hkv = cfg.NumKvHeads, D = cfg.HeadDim;
         bool llama = cfg.Family == ModelFamily.Llama;
-        long up = llama ? 2L * F : F;
+        long up = ActivationInventory.UpWidth(cfg);
         long widest = Math.Max(Math.Max(up, Q), C);
         long m = Math.Max(16, Math.Min(Math.Min(n, 4096), (1L << 24) / widest));
         const float Eps = 1e-5f;

@@ -20,26 +20,26 @@ public static class CpuRuntime
     /// The engine policy that runs <paramref name="policy"/>: keep, full recomputation of every layer (recomputing
     /// none is keep), swap, memo. Throws for partial recomputation, which the engine does not do.
     /// </summary>
-    public static Policy PolicyFor(MemoryPolicy policy, int layers)
+    public static PolicyKind PolicyFor(MemoryPolicy policy, int layers)
     {
         ArgumentNullException.ThrowIfNull(policy);
         return policy.Kind switch
         {
-            PolicyKind.Keep => Policy.Keep,
-            PolicyKind.Recompute when policy.RecomputedLayers == 0 => Policy.Keep,
-            PolicyKind.Recompute when policy.RecomputedLayers >= layers => Policy.Recompute,
+            PolicyKind.Keep => PolicyKind.Keep,
+            PolicyKind.Recompute when policy.RecomputedLayers == 0 => PolicyKind.Keep,
+            PolicyKind.Recompute when policy.RecomputedLayers >= layers => PolicyKind.Recompute,
             PolicyKind.Recompute => throw new ArgumentException($"the CPU engine recomputes every layer or none, not {policy.RecomputedLayers} of {layers}", nameof(policy)),
-            PolicyKind.Swap => Policy.Swap,
-            _ => Policy.Memo,
+            PolicyKind.Swap => PolicyKind.Swap,
+            _ => PolicyKind.Memo,
         };
     }
 
     /// <summary>The cost-model policy for an engine policy (memo at <paramref name="alpha"/> on every swapped layer).</summary>
-    public static MemoryPolicy PolicyOf(Policy policy, int layers, double alpha = 1.0) => policy switch
+    public static MemoryPolicy PolicyOf(PolicyKind policy, int layers, double alpha = 1.0) => policy switch
     {
-        Policy.Keep => MemoryPolicy.Keep,
-        Policy.Recompute => MemoryPolicy.Recompute(layers),
-        Policy.Swap => MemoryPolicy.Swap(layers),
+        PolicyKind.Keep => MemoryPolicy.Keep,
+        PolicyKind.Recompute => MemoryPolicy.Recompute(layers),
+        PolicyKind.Swap => MemoryPolicy.Swap(layers),
         _ => MemoryPolicy.Memo(Enumerable.Range(0, layers).Select(l => MemoryPolicy.IsSwapped(l, layers) ? alpha : 1.0).ToArray()),
     };
 
@@ -91,12 +91,8 @@ public static class CpuRuntime
         // The categories are the bytes live at the plan's peak time (they add up to the lower bound);
         // what the planned arena needs beyond that is fragmentation.
         var cat = layout.LiveByCategory(layout.PeakTime);
-        long n = (long)b * t, skel = 0, local = 0;
-        foreach (var r in ActivationInventory.For(model))
-        {
-            if (r.Kind == ActivationKind.Skeleton) skel += r.ElementsPerToken(model) * sizeof(float);
-            else if (r.Kind == ActivationKind.TokenLocal) local += r.ElementsPerToken(model) * sizeof(float);
-        }
+        long n = (long)b * t;
+        var (skel, local) = ActivationInventory.SavedBytesPerToken(model, sizeof(float));
         return new MemoryBreakdown
         {
             Parameters = cat[MemoryCategory.Parameters],

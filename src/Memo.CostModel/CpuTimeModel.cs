@@ -53,15 +53,15 @@ public static class CpuTimeModel
         long copied = 0;
 
         // Bytes of one swapped layer's copy (each way), as the engine's policy runtime queues them.
-        long swapRows = engine == Policy.Memo ? (long)Math.Floor(alpha * n) : n;
-        long layerCopy = engine is Policy.Swap or Policy.Memo
-            ? c.SkeletonBytesPerToken * n + c.TokenLocalBytesPerToken * (engine == Policy.Swap ? n : swapRows) : 0;
+        long swapRows = engine == PolicyKind.Memo ? (long)Math.Floor(alpha * n) : n;
+        long layerCopy = engine is PolicyKind.Swap or PolicyKind.Memo
+            ? c.SkeletonBytesPerToken * n + c.TokenLocalBytesPerToken * (engine == PolicyKind.Swap ? n : swapRows) : 0;
         for (int l = 0; l < L; l++)
         {
             double r = 0;
-            bool swapped = engine is Policy.Swap or Policy.Memo && MemoryPolicy.IsSwapped(l, L);
-            if (engine == Policy.Recompute) r = layerFwd;
-            if (swapped && engine == Policy.Memo) r = (n - swapRows) / (double)n * (c.GemmForward + c.PassesForward);
+            bool swapped = engine is PolicyKind.Swap or PolicyKind.Memo && MemoryPolicy.IsSwapped(l, L);
+            if (engine == PolicyKind.Recompute) r = layerFwd;
+            if (swapped && engine == PolicyKind.Memo) r = (n - swapRows) / (double)n * (c.GemmForward + c.PassesForward);
             if (swapped)
             {
                 double copy = layerCopy / dev.HostLinkBandwidth;
@@ -142,12 +142,7 @@ public static class CpuTimeModel
             double headGemm = 3 * shape.HeadFlopsPerToken * n / gemmRate;          // logits, dx, dW
             long parameters = new ParameterLayout(m).TotalElements;
 
-            long skel = 0, local = 0;
-            foreach (var r in ActivationInventory.For(m))
-            {
-                if (r.Kind == ActivationKind.Skeleton) skel += r.ElementsPerToken(m) * sizeof(float);
-                else if (r.Kind == ActivationKind.TokenLocal) local += r.ElementsPerToken(m) * sizeof(float);
-            }
+            var (skel, local) = ActivationInventory.SavedBytesPerToken(m, sizeof(float));
             double attention = shape.AttentionFlops(batch, seq);
             return new Costs(
                 GemmForward: shape.GemmFlopsPerToken * n / gemmRate,

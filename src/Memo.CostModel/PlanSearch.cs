@@ -251,11 +251,11 @@ public static class PlanSearch
         var probe = MemoryOf(r, query with { Policy = MemoryPolicy.Swap(L) });
         double sSkel = probe.LayerSkeletonBytes, sRest = probe.LayerTokenLocalBytes;
         double layerForward = dev.CpuEngine ? CpuTimeModel.LayerForward(r.Model, batch, r.Seq, dev) : TimeModel.Layer(shape, lay, dev, batch, r.Seq).Forward;
-        int swapped = Math.Max(0, L - 2);
+        int swapped = MemoryPolicy.SwappedLayers(L);
 
         // alpha: largest value with the layer's copy hidden behind its forward and all swapped layers in host memory
         // (the CPU engine re-chooses it after its first step by the same rule, from its measured layer time and copy rate).
-        double aTime = sRest > 0 ? Math.Clamp((layerForward * dev.ConcurrentHostLinkBandwidth - sSkel) / sRest, 0, 1) : 1;
+        double aTime = MemoryPolicy.AlphaForLink(layerForward * dev.ConcurrentHostLinkBandwidth, sSkel, sRest);
         double hostBudget = HostBudgetPerDevice(r, probe.Peak);
         double aHost = 1;
         string bound;
@@ -273,7 +273,7 @@ public static class PlanSearch
                     Pressure = Math.Max(failed.Pressure, sSkel * swapped / Math.Max(1, hostBudget)),
                 };
             }
-            aHost = sRest > 0 ? Math.Clamp((perLayer - sSkel) / sRest, 0, 1) : 1;
+            aHost = MemoryPolicy.AlphaForHost(hostBudget, swapped, sSkel, sRest);
         }
         double alpha = Math.Floor(Math.Min(aTime, aHost) * 1e6) / 1e6;
         bound = swapped == 0 ? "no layer to swap"

@@ -4,6 +4,7 @@ namespace Memo.Model;
 /// Seeded parameter initialization: matrices and embeddings normal(0, 0.02), residual output projections
 /// (attention out, MLP down) scaled by 1/sqrt(2 x layers) as in GPT-2, norm weights 1, biases 0.
 /// Each tensor draws from its own stream (seed, tensor index), so the result does not depend on threads.
+/// Values are drawn on the host and copied to the device through the model's backend.
 /// </summary>
 public static unsafe class Initializer
 {
@@ -14,18 +15,19 @@ public static unsafe class Initializer
         for (int i = 0; i < layout.Specs.Count; i++)
         {
             var spec = layout.Specs[i];
-            float* p = model.W(i);
-            long n = spec.Elements;
+            var host = new float[checked((int)spec.Elements)];
             if (spec.Shape.Length == 1)
             {
-                float value = spec.Name.EndsWith("bias", StringComparison.Ordinal) ? 0f : 1f;
-                new Span<float>(p, checked((int)n)).Fill(value);
-                continue;
+                host.AsSpan().Fill(spec.Name.EndsWith("bias", StringComparison.Ordinal) ? 0f : 1f);
             }
-            double std = 0.02;
-            if (spec.Name.EndsWith(".out", StringComparison.Ordinal) || spec.Name.EndsWith(".down", StringComparison.Ordinal)) std *= residualScale;
-            var rng = new SplitMix64(seed ^ (0x9E3779B97F4A7C15UL * (ulong)(i + 1)));
-            for (long j = 0; j < n; j++) p[j] = (float)(std * rng.NextGaussian());
+            else
+            {
+                double std = 0.02;
+                if (spec.Name.EndsWith(".out", StringComparison.Ordinal) || spec.Name.EndsWith(".down", StringComparison.Ordinal)) std *= residualScale;
+                var rng = new SplitMix64(seed ^ (0x9E3779B97F4A7C15UL * (ulong)(i + 1)));
+                for (int j = 0; j < host.Length; j++) host[j] = (float)(std * rng.NextGaussian());
+            }
+            fixed (float* h = host) model.Backend.CopyToDevice(h, model.W(i), (long)host.Length * sizeof(float));
         }
     }
 }

@@ -42,7 +42,7 @@ public sealed class ParameterLayout
             int ob = bias ? Add(p + "out_bias", [c], false, l) : -1;
             int n2 = Add(p + "norm2", [c], false, l);
             int n2b = bias ? Add(p + "norm2_bias", [c], false, l) : -1;
-            long upRows = cfg.Family == ModelFamily.Llama ? 2 * f : f;
+            long upRows = ActivationInventory.UpWidth(cfg);
             int up = Add(p + "up", [upRows, c], true, l);
             int upb = bias ? Add(p + "up_bias", [upRows], false, l) : -1;
             int down = Add(p + "down", [c, f], true, l);

@@ -1,4 +1,4 @@
-using Memo.Cpu.Kernels;
+using Memo.Backends;
 
 namespace Memo.Model;
 
@@ -22,8 +22,8 @@ public sealed unsafe partial class Transformer
         if (c.Family == ModelFamily.Llama)
         {
             int d = c.HeadDim;
-            Rope.Forward(qkv, Q, rows, c.NumHeads, d, r0, seq, _ropeCos, _ropeSin, _pool);
-            Rope.Forward(qkv + (long)c.NumHeads * d, Q, rows, c.NumKvHeads, d, r0, seq, _ropeCos, _ropeSin, _pool);
+            _k.RopeForward(qkv, Q, rows, c.NumHeads, d, r0, seq, _ropeCos, _ropeSin);
+            _k.RopeForward(qkv + (long)c.NumHeads * d, Q, rows, c.NumKvHeads, d, r0, seq, _ropeCos, _ropeSin);
         }
     }
 
@@ -32,8 +32,8 @@ public sealed unsafe partial class Transformer
         var s = lb.Saved;
         var shape = AttnShape(batch, seq);
         float* q = s[_inv.Qkv];
-        Attention.Forward(shape, q, q + (long)Config.NumHeads * Config.HeadDim, q + (long)(Config.NumHeads + Config.NumKvHeads) * Config.HeadDim,
-            s[_inv.AttnOut], s[_inv.AttnLse], _attnWork, _pool);
+        _k.AttentionForward(shape, q, q + (long)Config.NumHeads * Config.HeadDim, q + (long)(Config.NumHeads + Config.NumKvHeads) * Config.HeadDim,
+            s[_inv.AttnOut], s[_inv.AttnLse], _attnWork);
     }
 
     /// <summary>
@@ -53,17 +53,17 @@ public sealed unsafe partial class Transformer
         float* a = scratch + r0 * C;
         Linear(rows, C, C, s[_inv.AttnOut] + r0 * C, p.Out, p.OutBias, a);
         float* x2 = s[_inv.Residual1] + r0 * C;
-        Elementwise.Add(rows * C, x, a, x2, _pool);
+        _k.Add(rows * C, x, a, x2);
         float* h2 = s[_inv.Norm2] + r0 * C;
         Norm(x2, p.Norm2, p.Norm2Bias, h2, Row(s, _inv.Norm2Mean, r0), Row(s, _inv.Norm2Rstd, r0), 0, rows);
         float* u = s[_inv.MlpUp] + r0 * up;
         Linear(rows, C, up, h2, p.Up, p.UpBias, u);
         float* m = s[_inv.MlpAct] + r0 * F;
-        if (c.Family == ModelFamily.Llama) SwiGlu.Forward(rows, F, u, m, _pool);
-        else Gelu.Forward(rows * F, u, m, _pool);
+        if (c.Family == ModelFamily.Llama) _k.SwiGluForward(rows, F, u, m);
+        else _k.GeluForward(rows * F, u, m);
         float* d = scratch + r0 * C;
         Linear(rows, F, C, m, p.Down, p.DownBias, d);
-        Elementwise.Add(rows * C, x2, d, output + r0 * C, _pool);
+        _k.Add(rows * C, x2, d, output + r0 * C);
     }
 
     /// <summary>Backward of one layer: reads dL/d(output) in <paramref name="dy"/>, writes dL/d(input) to <paramref name="dx"/>.</summary>
@@ -78,10 +78,10 @@ public sealed unsafe partial class Transformer
 
         // MLP: y = x2 + act(h2 Wup^T) Wdown^T
         LinearBackward(n, F, C, dy, s[_inv.MlpAct], p.Down, p.DownBias, _dAct);
-        if (c.Family == ModelFamily.Llama) SwiGlu.Backward(n, F, _dAct, s[_inv.MlpUp], _dUp, _pool);
-        else Gelu.Backward(n * F, _dAct, s[_inv.MlpUp], _dUp, _pool);
+        if (c.Family == ModelFamily.Llama) _k.SwiGluBackward(n, F, _dAct, s[_inv.MlpUp], _dUp);
+        else _k.GeluBackward(n * F, _dAct, s[_inv.MlpUp], _dUp);
         LinearBackward(n, C, up, _dUp, s[_inv.Norm2], p.Up, p.UpBias, _dH);
-        Elementwise.Copy(n * C, dy, dx, _pool);
+        _k.Copy(n * C, dy, dx);
         NormBackward(_dH, s[_inv.Residual1], p.Norm2, p.Norm2Bias, Row(s, _inv.Norm2Mean, 0), Row(s, _inv.Norm2Rstd, 0), dx, n);
 
         // Attention: x2 = x + attn(norm1(x)) Wout^T; dx now holds dL/dx2.
@@ -89,11 +89,11 @@ public sealed unsafe partial class Transformer
         var shape = AttnShape(batch, seq);
         float* q = s[_inv.Qkv];
         long kOff = (long)c.NumHeads * c.HeadDim, vOff = kOff + (long)c.NumKvHeads * c.HeadDim;
-        Attention.Backward(shape, q, q + kOff, q + vOff, s[_inv.AttnOut], s[_inv.AttnLse], _dO, _dQkv, _dQkv + kOff, _dQkv + vOff, _attnWork, _pool);
+        _k.AttentionBackward(shape, q, q + kOff, q + vOff, s[_inv.AttnOut], s[_inv.AttnLse], _dO, _dQkv, _dQkv + kOff, _dQkv + vOff, _attnWork);
         if (c.Family == ModelFamily.Llama)
         {
-            Rope.Backward(_dQkv, Q, n, c.NumHeads, c.HeadDim, 0, seq, _ropeCos, _ropeSin, _pool);
-            Rope.Backward(_dQkv + kOff, Q, n, c.NumKvHeads, c.HeadDim, 0, seq, _ropeCos, _ropeSin, _pool);
+            _k.RopeBackward(_dQkv, Q, n, c.NumHeads, c.HeadDim, 0, seq, _ropeCos, _ropeSin);
+            _k.RopeBackward(_dQkv + kOff, Q, n, c.NumKvHeads, c.HeadDim, 0, seq, _ropeCos, _ropeSin);
         }
         LinearBackward(n, C, Q, _dQkv, s[_inv.Norm1], p.Qkv, p.QkvBias, _dH);
         NormBackward(_dH, s[_inv.Input], p.Norm1, p.Norm1Bias, Row(s, _inv.Norm1Mean, 0), Row(s, _inv.Norm1Rstd, 0), dx, n);
@@ -105,16 +105,16 @@ public sealed unsafe partial class Transformer
     /// <summary>y[rows, outF] = x[rows, inF] W^T (+ b).</summary>
     private void Linear(long rows, long inF, long outF, float* x, int w, int b, float* y)
     {
-        Gemm.Multiply(false, true, rows, outF, inF, x, inF, W(w), inF, y, outF, accumulate: false, _pool);
-        if (b >= 0) Bias.Forward(rows, (int)outF, y, W(b), _pool);
+        _k.Gemm(false, true, rows, outF, inF, x, inF, W(w), inF, y, outF, accumulate: false);
+        if (b >= 0) _k.BiasForward(rows, (int)outF, y, W(b));
     }
 
     /// <summary>Given dy[rows, outF] of y = x W^T + b: dx = dy W (overwritten), dW += dy^T x, db += colsum(dy).</summary>
     private void LinearBackward(long rows, long inF, long outF, float* dy, float* x, int w, int b, float* dx)
     {
-        Gemm.Multiply(false, false, rows, inF, outF, dy, outF, W(w), inF, dx, inF, accumulate: false, _pool);
-        Gemm.Multiply(true, false, outF, inF, rows, dy, outF, x, inF, G(w), inF, accumulate: true, _pool);
-        if (b >= 0) Bias.Backward(rows, (int)outF, dy, G(b), _pool);
+        _k.Gemm(false, false, rows, inF, outF, dy, outF, W(w), inF, dx, inF, accumulate: false);
+        _k.Gemm(true, false, outF, inF, rows, dy, outF, x, inF, G(w), inF, accumulate: true);
+        if (b >= 0) _k.BiasBackward(rows, (int)outF, dy, G(b));
     }
 
     /// <summary>RMSNorm (llama) or LayerNorm (gpt2) over rows; mean is unused for RMSNorm.</summary>
@@ -122,16 +122,16 @@ public sealed unsafe partial class Transformer
     {
         int C = Config.HiddenSize;
         float eps = (float)Config.NormEps;
-        if (Config.Family == ModelFamily.Llama) RmsNorm.Forward(rows, C, x + r0 * C, W(w), y + r0 * C, rstd + r0, eps, _pool);
-        else LayerNorm.Forward(rows, C, x + r0 * C, W(w), W(b), y + r0 * C, mean + r0, rstd + r0, eps, _pool);
+        if (Config.Family == ModelFamily.Llama) _k.RmsNormForward(rows, C, x + r0 * C, W(w), y + r0 * C, rstd + r0, eps);
+        else _k.LayerNormForward(rows, C, x + r0 * C, W(w), W(b), y + r0 * C, mean + r0, rstd + r0, eps);
     }
 
     /// <summary>dx += norm backward of dy; weight (and bias) gradients accumulate.</summary>
     private void NormBackward(float* dy, float* x, int w, int b, float* mean, float* rstd, float* dx, long rows)
     {
         int C = Config.HiddenSize;
-        if (Config.Family == ModelFamily.Llama) RmsNorm.Backward(rows, C, dy, x, W(w), rstd, dx, G(w), _pool);
-        else LayerNorm.Backward(rows, C, dy, x, W(w), mean, rstd, dx, G(w), G(b), _pool);
+        if (Config.Family == ModelFamily.Llama) _k.RmsNormBackward(rows, C, dy, x, W(w), rstd, dx, G(w));
+        else _k.LayerNormBackward(rows, C, dy, x, W(w), mean, rstd, dx, G(w), G(b));
     }
 
     private static float* Row(float*[] saved, int index, long r0) => index < 0 ? null : saved[index] + r0;
@@ -149,21 +149,20 @@ public sealed unsafe partial class Transformer
         {
             long rows = Math.Min(HeadChunkRows, n - r0);
             float* h = _finalNorm + r0 * C;
-            Gemm.Multiply(false, true, rows, V, C, h, C, wh, C, _logits, V, accumulate: false, _pool);
+            _k.Gemm(false, true, rows, V, C, h, C, wh, C, _logits, V, accumulate: false);
             if (!predictions.IsEmpty)
             {
-                for (long r = 0; r < rows; r++)
-                    predictions[(int)(r0 + r)] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(_logits + r * V, V));
+                _k.ArgMaxRows(rows, V, _logits, V, _predictions);
+                fixed (int* host = _argmax) _k.CopyToHost(_predictions, host, rows * sizeof(int));
+                _argmax.AsSpan(0, (int)rows).CopyTo(predictions.Slice((int)r0, (int)rows));
             }
-            CrossEntropy.ForwardBackward(rows, V, _logits, V, _targets + r0, _losses + r0, gradScale, _pool);
+            _k.CrossEntropy(rows, V, _logits, V, _targets + r0, _losses + r0, gradScale);
             if (backward)
             {
-                Gemm.Multiply(false, false, rows, C, V, _logits, V, wh, C, _dH + r0 * C, C, accumulate: false, _pool);
-                Gemm.Multiply(true, false, V, C, rows, _logits, V, h, C, G(Layout.Head), C, accumulate: true, _pool);
+                _k.Gemm(false, false, rows, C, V, _logits, V, wh, C, _dH + r0 * C, C, accumulate: false);
+                _k.Gemm(true, false, V, C, rows, _logits, V, h, C, G(Layout.Head), C, accumulate: true);
             }
         }
-        double sum = 0;
-        for (long i = 0; i < n; i++) sum += _losses[i];
-        return sum / n;
+        return _k.Sum(n, _losses) / n;
     }
 }

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Memo.Cpu.Device;
+using Memo.Backends;
 using Memo.Model.Memory;
 
 namespace Memo.Model;
@@ -28,12 +28,12 @@ public sealed unsafe partial class Transformer
     private sealed class PolicyRuntime : IDisposable
     {
         private readonly Transformer _m;
-        private readonly Policy _policy;
+        private readonly PolicyKind _policy;
         private readonly int _layers;
         private readonly LayerBuffers[] _sets;      // keep/recompute: one per layer; swap/memo: the two slots
         private readonly long[][] _setOffsets;      // arena offset of each row of each set (-1 when absent)
-        private readonly CopyEngine? _copy;
-        private readonly NativeBuffer? _host;
+        private readonly ICopyStream? _copy;
+        private readonly IHostStore? _host;
         private readonly long[][]? _hostOffsets;    // [layer][row]
         private readonly StreamEvent[] _outDone;
         private readonly StreamEvent[] _inDone;
@@ -66,14 +66,14 @@ public sealed unsafe partial class Transformer
             _layers = cfg.NumLayers;
             var rows = m._inv.Rows;
             _rowBytesPerToken = rows.Select((r, i) => m._inv.Width[i] * 4).ToArray();
-            _swapAllTokens = rows.Select(r => r.Kind == ActivationKind.Skeleton || _policy == Policy.Swap).ToArray();
+            _swapAllTokens = rows.Select(r => r.Kind == ActivationKind.Skeleton || _policy == PolicyKind.Swap).ToArray();
             _outDone = Enumerable.Range(0, _layers).Select(l => new StreamEvent($"out{l}")).ToArray();
             _inDone = Enumerable.Range(0, _layers).Select(l => new StreamEvent($"in{l}")).ToArray();
             _outQueued = new bool[_layers];
 
             string[] setNames = _policy switch
             {
-                Policy.Keep or Policy.Recompute => Enumerable.Range(0, _layers).Select(l => l.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+                PolicyKind.Keep or PolicyKind.Recompute => Enumerable.Range(0, _layers).Select(l => l.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
                 _ => ["slot0", "slot1"],
             };
             _sets = new LayerBuffers[setNames.Length];
@@ -87,26 +87,26 @@ public sealed unsafe partial class Transformer
                     _setOffsets[s][i] = -1;
                     if (!rows[i].NeededByBackward) continue;
                     string name = MemoryLayout.ActivationName(setNames[s], rows[i].Name);
-                    if (_policy == Policy.Recompute && rows[i].Producer != LayerOp.LayerInput) name = MemoryLayout.ActivationName("recompute", rows[i].Name);
+                    if (_policy == PolicyKind.Recompute && rows[i].Producer != LayerOp.LayerInput) name = MemoryLayout.ActivationName("recompute", rows[i].Name);
                     _setOffsets[s][i] = layout.Offset(name);
                     lb.Saved[i] = m._arena.At(_setOffsets[s][i], 0);
                 }
                 _sets[s] = lb;
             }
 
-            if (_policy is Policy.Swap or Policy.Memo)
+            if (_policy is PolicyKind.Swap or PolicyKind.Memo)
             {
                 long n = (long)m.MaxBatch * m.MaxSeq;
                 var (skel, rest) = SwapBytesPerToken();
-                int swapped = Math.Max(0, _layers - 2);
+                int swapped = MemoryPolicy.SwappedLayers(_layers);
                 long needAll = checked(swapped * (skel + rest) * n);
                 long needSkeleton = checked(swapped * skel * n);
                 long budget = m.Memory.HostBudget ?? needAll;
-                if (_policy == Policy.Swap && budget < needAll)
+                if (_policy == PolicyKind.Swap && budget < needAll)
                     throw new MemoException($"--policy swap needs {Sizes.FormatBytes(needAll)} of host memory for {swapped} layers but --host-memory is {Sizes.FormatBytes(budget)}; use --policy memo (swaps a fraction of tokens) or raise --host-memory");
                 if (budget < needSkeleton)
                     throw new MemoException($"--host-memory {Sizes.FormatBytes(budget)} is too small for the skeleton activations of {swapped} layers ({Sizes.FormatBytes(needSkeleton)}); raise --host-memory or shorten --seq");
-                _alphaHost = swapped == 0 || rest == 0 ? 1.0 : Math.Clamp((double)(budget - needSkeleton) / (swapped * rest * n), 0, 1);
+                _alphaHost = MemoryPolicy.AlphaForHost(budget, swapped, (double)skel * n, (double)rest * n);
                 if (m.Memory.Alpha is double a)
                 {
                     if (!(a >= 0 && a <= 1)) throw new MemoException($"--alpha must be between 0 and 1 (got {a})");
@@ -117,11 +117,11 @@ public sealed unsafe partial class Transformer
                 }
                 else
                 {
-                    _alpha = _policy == Policy.Swap ? 1.0 : _alphaHost;
-                    _alphaMeasured = _policy == Policy.Swap;
+                    _alpha = _policy == PolicyKind.Swap ? 1.0 : _alphaHost;
+                    _alphaMeasured = _policy == PolicyKind.Swap;
                 }
-                double alphaMax = _policy == Policy.Swap ? 1.0 : Math.Max(_alpha, _alphaHost);
-                long maxSwapRows = (long)Math.Floor(alphaMax * n);
+                double alphaMax = _policy == PolicyKind.Swap ? 1.0 : Math.Max(_alpha, _alphaHost);
+                long maxSwapRows = MemoryPolicy.SwappedTokens(alphaMax, n);
                 _hostOffsets = new long[_layers][];
                 long off = 0;
                 for (int l = 0; l < _layers; l++)
@@ -136,8 +136,8 @@ public sealed unsafe partial class Transformer
                     }
                 }
                 _hostCapacity = off;
-                _host = new NativeBuffer(Math.Max(off, 64), zero: false);
-                _copy = new CopyEngine("memo-copy");
+                _host = m._k.CreateHostStore(off);
+                _copy = m._k.CreateCopyStream("memo-copy");
             }
             else
             {
@@ -151,23 +151,15 @@ public sealed unsafe partial class Transformer
 
         public long HostCapacity => _hostCapacity;
 
-        /// <summary>Skeleton and token-local bytes per token of one layer's saved set.</summary>
+        /// <summary>Skeleton and token-local bytes per token of one layer's saved set (fp32 rows of the inventory).</summary>
         public (long Skeleton, long TokenLocal) SwapBytesPerToken()
         {
-            long skel = 0, rest = 0;
-            var rows = _m._inv.Rows;
-            for (int i = 0; i < rows.Count; i++)
-            {
-                if (!rows[i].NeededByBackward) continue;
-                if (rows[i].Kind == ActivationKind.Skeleton) skel += _rowBytesPerToken[i];
-                else rest += _rowBytesPerToken[i];
-            }
-            return (skel, rest);
+            return ActivationInventory.SavedBytesPerToken(_m.Config, sizeof(float));
         }
 
-        private bool Swapping => _policy is Policy.Swap or Policy.Memo;
+        private bool Swapping => _policy is PolicyKind.Swap or PolicyKind.Memo;
 
-        private bool IsSwapped(int layer) => Swapping && _backward && layer < _layers - 2;
+        private bool IsSwapped(int layer) => Swapping && _backward && MemoryPolicy.IsSwapped(layer, _layers);
 
         private int SetOf(int layer) => Swapping ? layer % 2 : layer;
 
@@ -187,7 +179,7 @@ public sealed unsafe partial class Transformer
             _seq = seq;
             _n = (long)batch * seq;
             _backward = backward;
-            _swapRows = _policy == Policy.Memo ? (long)Math.Floor(_alpha * _n) : _n;
+            _swapRows = _policy == PolicyKind.Memo ? MemoryPolicy.SwappedTokens(_alpha, _n) : _n;
             _swappedBytes = 0;
             _recomputedTokens = 0;
             _exposedMs = 0;
@@ -227,8 +219,7 @@ public sealed unsafe partial class Transformer
             {
                 if (lb.Saved[i] == null) continue;
                 long bytes = (_swapAllTokens[i] ? _n : _swapRows) * _rowBytesPerToken[i];
-                byte* dst = (byte*)_host!.Pointer + _hostOffsets![layer][i];
-                _copy!.Copy(lb.Saved[i], dst, bytes, null, null);
+                _copy!.ToHost(lb.Saved[i], _host!, _hostOffsets![layer][i], bytes, null, null);
                 _swappedBytes += bytes;
                 hostEnd = Math.Max(hostEnd, _hostOffsets[layer][i] + bytes);
             }
@@ -247,13 +238,13 @@ public sealed unsafe partial class Transformer
             long t0 = Stopwatch.GetTimestamp();
             switch (_policy)
             {
-                case Policy.Recompute:
+                case PolicyKind.Recompute:
                     _m.PreAttention(lb, 0, _n, seq);
                     _m.AttentionForward(lb, batch, seq);
                     _m.PostAttention(lb, 0, _n, _m._dO, _m._dH);
                     _recomputedTokens += _n;
                     break;
-                case Policy.Memo:
+                case PolicyKind.Memo:
                     if (IsSwapped(layer) && _swapRows < _n)
                     {
                         long r0 = _swapRows, rows = _n - _swapRows;
@@ -271,13 +262,13 @@ public sealed unsafe partial class Transformer
         {
             switch (_policy)
             {
-                case Policy.Keep:
+                case PolicyKind.Keep:
                     break; // the set is released on entering the next phase
-                case Policy.Recompute:
+                case PolicyKind.Recompute:
                     if (_m._arena.Poison) PoisonSet(0, skipInput: true);
                     break;
-                case Policy.Swap:
-                case Policy.Memo:
+                case PolicyKind.Swap:
+                case PolicyKind.Memo:
                     int next = layer - 2;
                     if (next >= 0 && IsSwapped(next))
                     {
@@ -289,7 +280,7 @@ public sealed unsafe partial class Transformer
                         {
                             if (lb.Saved[i] == null) continue;
                             long bytes = (_swapAllTokens[i] ? _n : _swapRows) * _rowBytesPerToken[i];
-                            _copy!.Copy((byte*)_host!.Pointer + _hostOffsets![next][i], lb.Saved[i], bytes, null, null);
+                            _copy!.FromHost(_host!, _hostOffsets![next][i], lb.Saved[i], bytes, null, null);
                         }
                         _copy!.Record(_inDone[next]);
                     }
@@ -305,18 +296,18 @@ public sealed unsafe partial class Transformer
             double copyMs = _copy?.BusyMs ?? 0;
             long bytesCopied = _copy?.BytesCopied ?? 0;
             double layerMs = _layers > 0 ? _forwardMs / _layers : 0;
-            if (_policy == Policy.Memo && !_alphaMeasured && _backward && bytesCopied > 0 && copyMs > 0)
+            if (_policy == PolicyKind.Memo && !_alphaMeasured && _backward && bytesCopied > 0 && copyMs > 0)
             {
                 // alpha from measured compute time per layer and measured copy bandwidth (bytes per ms).
                 double bandwidth = bytesCopied / copyMs;
                 var (skel, rest) = SwapBytesPerToken();
                 double bytesHidden = bandwidth * layerMs;
-                double alphaBw = rest == 0 ? 1 : Math.Clamp((bytesHidden / _n - skel) / rest, 0, 1);
+                double alphaBw = MemoryPolicy.AlphaForLink(bytesHidden, (double)skel * _n, (double)rest * _n);
                 _alpha = Math.Min(_alphaHost, alphaBw);
                 _alphaMeasured = true;
             }
             Metrics = new StepMemoryMetrics(_m._arena.PeakBytes, _hostPeak, _swappedBytes, _recomputedTokens, copyMs, _exposedMs,
-                _policy == Policy.Memo ? (double)_swapRows / Math.Max(1, _n) : (Swapping ? 1 : 0), layerMs, _recomputeMs);
+                _policy == PolicyKind.Memo ? (double)_swapRows / Math.Max(1, _n) : (Swapping ? 1 : 0), layerMs, _recomputeMs);
         }
 
         private void Wait(StreamEvent e) => _exposedMs += e.Synchronize();
@@ -330,7 +321,7 @@ public sealed unsafe partial class Transformer
                 if (_setOffsets[s][i] < 0 || (skipInput && i == _m._inv.Input)) continue;
                 long bytes = _n * _rowBytesPerToken[i];
                 if (_copy != null) _copy.PoisonFill(_m._arena.Base + _setOffsets[s][i], bytes);
-                else CopyEngine.FillNaN(_m._arena.Base + _setOffsets[s][i], bytes);
+                else _m._k.Fill(bytes / sizeof(float), (float*)(_m._arena.Base + _setOffsets[s][i]), float.NaN);
             }
         }
 

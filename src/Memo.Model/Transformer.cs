@@ -1,6 +1,6 @@
+using Memo.Backends;
 using Memo.Cpu;
 using Memo.Cpu.Device;
-using Memo.Cpu.Kernels;
 using Memo.Model.Memory;
 
 namespace Memo.Model;
@@ -24,7 +24,7 @@ public sealed unsafe partial class Transformer : IDisposable
     /// <summary>Token rows per LM-head chunk: a fixed constant, so the head's gradient sums are in a fixed order.</summary>
     public const int HeadChunkRows = 256;
 
-    private readonly WorkerPool _pool;
+    private readonly IBackend _k;          // the backend's kernels and copies
     private readonly InventoryIndex _inv;
     private readonly DeviceArena _arena;
     private readonly PolicyRuntime _policy;
@@ -49,9 +49,20 @@ public sealed unsafe partial class Transformer : IDisposable
     private readonly float* _attnWork;
     private readonly float* _ropeCos;      // (T, D/2)
     private readonly float* _ropeSin;
+    private readonly int[] _argmax = new int[HeadChunkRows]; // host copy of one chunk's predictions
+    private readonly int* _predictions;    // (HeadChunkRows) device argmax of one head chunk
 
+    /// <summary>A model on the CPU backend with <paramref name="pool"/> (the default pool when null).</summary>
     public Transformer(ModelConfig config, int maxBatch, int maxSeq, WorkerPool? pool = null, MemoryOptions? memory = null)
+        : this(new CpuBackend(pool), config, maxBatch, maxSeq, memory)
     {
+    }
+
+    /// <summary>A model whose kernels and copies run on <paramref name="backend"/> (not disposed with the model).</summary>
+    public Transformer(IBackend backend, ModelConfig config, int maxBatch, int maxSeq, MemoryOptions? memory = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         if (config.HasLearnedPositions && maxSeq > config.MaxPositions)
             throw new MemoException($"sequence length {maxSeq} exceeds max_position_embeddings {config.MaxPositions} of this gpt2 model; use --seq {config.MaxPositions} or less");
@@ -61,12 +72,12 @@ public sealed unsafe partial class Transformer : IDisposable
         MaxBatch = maxBatch;
         MaxSeq = maxSeq;
         Memory = memory ?? new MemoryOptions();
-        _pool = pool ?? WorkerPool.Default;
+        _k = backend;
         _inv = new InventoryIndex(config);
         Layout = new ParameterLayout(config);
-        DeviceLayout = MemoryLayout.Build(config, maxBatch, maxSeq, Memory.Policy, _pool.Threads);
+        DeviceLayout = MemoryLayout.Build(config, maxBatch, maxSeq, Memory.Policy, backend);
         long capacity = Memory.DeviceBudget ?? DeviceLayout.TotalBytes;
-        if (DeviceLayout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(config, maxBatch, maxSeq, Memory, _pool.Threads, capacity);
+        if (DeviceLayout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(config, maxBatch, maxSeq, Memory, Workspaces.Of(backend, config), capacity);
         _arena = new DeviceArena(capacity, Memory.Poison);
 
         float* Buf(string name) => _arena.At(DeviceLayout.Offset(name), 0);
@@ -91,13 +102,12 @@ public sealed unsafe partial class Transformer : IDisposable
         _tokens = (int*)Buf("tokens");
         _targets = (int*)Buf("targets");
         _attnWork = Buf("attn_work");
+        _predictions = (int*)Buf("predictions");
         if (config.Family == ModelFamily.Llama)
         {
             _ropeCos = Buf("rope_cos");
             _ropeSin = Buf("rope_sin");
-            var (cos, sin) = Rope.Table(maxSeq, config.HeadDim, config.RopeTheta);
-            cos.CopyTo(new Span<float>(_ropeCos, cos.Length));
-            sin.CopyTo(new Span<float>(_ropeSin, sin.Length));
+            _k.RopeTable(maxSeq, config.HeadDim, config.RopeTheta, _ropeCos, _ropeSin);
         }
         _time = DeviceLayout.Timeline;
         _schedule = new ArenaSchedule(DeviceLayout, _arena); // acquires the persistent buffers
@@ -131,15 +141,37 @@ public sealed unsafe partial class Transformer : IDisposable
 
     public DeviceArena Arena => _arena;
 
-    public WorkerPool Pool => _pool;
+    /// <summary>The backend the model runs on.</summary>
+    public IBackend Backend => _k;
 
-    private long UpWidth => Config.Family == ModelFamily.Llama ? 2L * Config.IntermediateSize : Config.IntermediateSize;
+    private long UpWidth => ActivationInventory.UpWidth(Config);
 
     public float* W(int index) => index < 0 ? null : Weights + Layout.Offset(index);
 
     public float* G(int index) => index < 0 ? null : Grads + Layout.Offset(index);
 
-    public void ZeroGrads() => Elementwise.Fill(Layout.TotalElements, Grads, 0f, _pool);
+    /// <summary>
+    /// A host copy of a parameter-layout block of device memory (<see cref="Weights"/>, <see cref="Grads"/>,
+    /// <see cref="AdamM"/>, <see cref="AdamV"/>), for checkpoints and reports; the caller disposes it.
+    /// </summary>
+    public NativeBuffer CopyBlockToHost(float* deviceBlock)
+    {
+        long bytes = checked(Layout.TotalElements * sizeof(float));
+        var host = new NativeBuffer(bytes, zero: false);
+        _k.CopyToHost(deviceBlock, host.Pointer, bytes);
+        return host;
+    }
+
+    /// <summary>Copies a host block in parameter layout into a device block (see <see cref="CopyBlockToHost"/>).</summary>
+    public void CopyBlockToDevice(NativeBuffer host, float* deviceBlock)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        long bytes = checked(Layout.TotalElements * sizeof(float));
+        if (host.Bytes < bytes) throw new ArgumentException($"host block holds {host.Bytes} bytes; the parameter layout needs {bytes}", nameof(host));
+        _k.CopyToDevice(host.Pointer, deviceBlock, bytes);
+    }
+
+    public void ZeroGrads() => _k.Fill(Layout.TotalElements, Grads, 0f);
 
     /// <summary>
     /// Runs the forward pass over B rows of T tokens and, when <paramref name="backward"/>, the backward pass,
@@ -164,8 +196,8 @@ public sealed unsafe partial class Transformer : IDisposable
         _schedule.ReleaseAll(); // anything an interrupted step left in use
         _policy.BeginStep(batch, seq, backward);
         _schedule.Enter(IterationTimeline.Begin);
-        inputs.CopyTo(new Span<int>(_tokens, (int)n));
-        targets.CopyTo(new Span<int>(_targets, (int)n));
+        fixed (int* i = inputs) _k.CopyToDevice(i, _tokens, n * sizeof(int));
+        fixed (int* t = targets) _k.CopyToDevice(t, _targets, n * sizeof(int));
         Forward(batch, seq);
         double loss = Head(n, backward, gradScale, predictions);
         if (backward) Backward(batch, seq);
@@ -186,11 +218,11 @@ public sealed unsafe partial class Transformer : IDisposable
         _schedule.ReleaseAll();
         _policy.BeginStep(1, seq, backward: false);
         _schedule.Enter(IterationTimeline.Begin);
-        tokens.CopyTo(new Span<int>(_tokens, seq));
+        fixed (int* t = tokens) _k.CopyToDevice(t, _tokens, (long)seq * sizeof(int));
         Forward(1, seq);
         _schedule.Enter(_time.Head);
-        Gemm.Multiply(false, true, 1, v, c, _finalNorm + (long)(seq - 1) * c, c, W(Layout.Head), c, _logits, v, accumulate: false, _pool);
-        new ReadOnlySpan<float>(_logits, v).CopyTo(logits);
+        _k.Gemm(false, true, 1, v, c, _finalNorm + (long)(seq - 1) * c, c, W(Layout.Head), c, _logits, v, accumulate: false);
+        fixed (float* l = logits) _k.CopyToHost(_logits, l, (long)v * sizeof(float));
         _policy.EndStep();
     }
 
@@ -198,7 +230,7 @@ public sealed unsafe partial class Transformer : IDisposable
     public long HostStoreBytes => _policy.HostCapacity;
 
     /// <summary>The current memo alpha (1 for swap, 0 for keep and recompute).</summary>
-    public double Alpha => Memory.Policy switch { Policy.Memo => _policy.Alpha, Policy.Swap => 1, _ => 0 };
+    public double Alpha => Memory.Policy switch { PolicyKind.Memo => _policy.Alpha, PolicyKind.Swap => 1, _ => 0 };
 
     /// <summary>Measured memory and copy figures of the last step.</summary>
     public StepMemoryMetrics LastMetrics => _policy.Metrics;
@@ -208,7 +240,7 @@ public sealed unsafe partial class Transformer : IDisposable
         long n = (long)batch * seq;
         var c = Config;
         _schedule.Enter(IterationTimeline.Embed);
-        Embedding.Forward(n, c.HiddenSize, _tokens, W(Layout.Embed), W(Layout.Positions), 0, seq, _policy.InputOf(0), _pool);
+        _k.EmbeddingForward(n, c.HiddenSize, _tokens, W(Layout.Embed), W(Layout.Positions), 0, seq, _policy.InputOf(0));
         for (int l = 0; l < c.NumLayers; l++)
         {
             var lb = _policy.BeginForward(l);
@@ -228,7 +260,7 @@ public sealed unsafe partial class Transformer : IDisposable
         var c = Config;
         // The head left dL/d(final norm output) in _dH.
         _schedule.Enter(_time.FinalNormBackward);
-        Elementwise.Fill(n * c.HiddenSize, _dA, 0f, _pool);
+        _k.Fill(n * c.HiddenSize, _dA, 0f);
         NormBackward(_dH, _finalInput, Layout.NormF, Layout.NormFBias, _finalMean, _finalRstd, _dA, n);
         float* dy = _dA, dx = _dB;
         for (int l = c.NumLayers - 1; l >= 0; l--)
@@ -241,7 +273,7 @@ public sealed unsafe partial class Transformer : IDisposable
             dx = t;
         }
         _schedule.Enter(_time.EmbedBackward);
-        Embedding.Backward(n, c.HiddenSize, _tokens, dy, G(Layout.Embed), G(Layout.Positions), 0, seq, _pool);
+        _k.EmbeddingBackward(n, c.HiddenSize, _tokens, dy, G(Layout.Embed), G(Layout.Positions), 0, seq);
     }
 
     public void Dispose()

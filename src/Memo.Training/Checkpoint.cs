@@ -35,7 +35,7 @@ public static unsafe class Checkpoint
         try
         {
             WriteFileAtomic(Path.Combine(tmp, ConfigFile), model.Config.ToJson());
-            WriteTensors(Path.Combine(tmp, ModelFile), model.Layout, model.Weights, "weights");
+            using (var weights = model.CopyBlockToHost(model.Weights)) WriteTensors(Path.Combine(tmp, ModelFile), model.Layout, weights.Floats, "weights");
             if (optimizer != null && state != null) WriteTrainer(Path.Combine(tmp, TrainerFile), model, optimizer, state);
             ReplaceDirectory(tmp, full);
         }
@@ -85,7 +85,9 @@ public static unsafe class Checkpoint
             if (!info.Shape.SequenceEqual(t.Shape))
                 throw new MemoException($"{path}: tensor '{t.Name}' has shape {info.ShapeText} but the config expects [{string.Join(", ", t.Shape)}]; the weights do not match config.json");
         }
-        foreach (var t in tensors) HfNames.Import(model.Layout, t, reader.ReadF32(t.Name), model.Weights);
+        using var host = model.CopyBlockToHost(model.Weights);
+        foreach (var t in tensors) HfNames.Import(model.Layout, t, reader.ReadF32(t.Name), host.Floats);
+        model.CopyBlockToDevice(host, model.Weights);
     }
 
     /// <summary>Loads the optimizer moments and returns the trainer state of a checkpoint.</summary>
@@ -99,8 +101,13 @@ public static unsafe class Checkpoint
         {
             if (!reader.Contains(name)) throw new MemoException($"{path}: tensor '{name}' is missing; the file is corrupt — resume from another checkpoint");
         }
-        reader.ReadF32("adam_m", optimizer.M, [total]);
-        reader.ReadF32("adam_v", optimizer.V, [total]);
+        using (var m = new NativeBuffer(checked(total * sizeof(float)), zero: false))
+        {
+            reader.ReadF32("adam_m", m.Floats, [total]);
+            model.CopyBlockToDevice(m, optimizer.M);
+            reader.ReadF32("adam_v", m.Floats, [total]);
+            model.CopyBlockToDevice(m, optimizer.V);
+        }
         var state = ReadState(reader);
         optimizer.StepCount = state.AdamStep;
         return state;
@@ -132,8 +139,10 @@ public static unsafe class Checkpoint
         long total = model.Layout.TotalElements;
         var writer = new SafeTensorsWriter();
         writer.SetMetadata("memo_trainer_state", StateJson(state));
-        writer.Add("adam_m", SafeTensorDType.F32, [total], optimizer.M);
-        writer.Add("adam_v", SafeTensorDType.F32, [total], optimizer.V);
+        using var m = model.CopyBlockToHost(optimizer.M);
+        using var v = model.CopyBlockToHost(optimizer.V);
+        writer.Add("adam_m", SafeTensorDType.F32, [total], m.Floats);
+        writer.Add("adam_v", SafeTensorDType.F32, [total], v.Floats);
         writer.Save(path);
     }
 

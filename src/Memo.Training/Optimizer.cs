@@ -1,4 +1,3 @@
-using Memo.Cpu.Kernels;
 using Memo.Model;
 
 namespace Memo.Training;
@@ -101,7 +100,7 @@ public sealed unsafe class AdamWOptimizer : IDisposable
         double sum = 0;
         for (int i = 0; i < layout.Specs.Count; i++)
         {
-            sum += AdamW.SumOfSquares(layout.Specs[i].Elements, _model.G(i), _model.Pool);
+            sum += _model.Backend.SumOfSquares(layout.Specs[i].Elements, _model.G(i));
         }
         return Math.Sqrt(sum);
     }
@@ -114,15 +113,15 @@ public sealed unsafe class AdamWOptimizer : IDisposable
         if (h.GradClip > 0)
         {
             double coef = h.GradClip / (norm + 1e-6);
-            if (coef < 1.0) AdamW.Scale(layout.TotalElements, _model.Grads, (float)coef, _model.Pool);
+            if (coef < 1.0) _model.Backend.Scale(layout.TotalElements, _model.Grads, (float)coef);
         }
         StepCount++;
         for (int i = 0; i < layout.Specs.Count; i++)
         {
             var spec = layout.Specs[i];
             long off = layout.Offset(i);
-            AdamW.Step(spec.Elements, _model.W(i), _model.G(i), M + off, V + off, (float)lr,
-                (float)h.Beta1, (float)h.Beta2, (float)h.Eps, spec.Decay ? (float)h.WeightDecay : 0f, StepCount, _model.Pool);
+            _model.Backend.AdamWStep(spec.Elements, _model.W(i), _model.G(i), M + off, V + off, (float)lr,
+                (float)h.Beta1, (float)h.Beta2, (float)h.Eps, spec.Decay ? (float)h.WeightDecay : 0f, StepCount);
         }
         return norm;
     }

@@ -1,49 +1,8 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Memo.Backends;
 
 namespace Memo.Cpu.Device;
-
-/// <summary>
-/// A point in a stream's order, like a CUDA event: <see cref="Record"/> on the compute side marks work
-/// done so far; a copy queued with a wait on it starts only after it. <see cref="Synchronize"/> blocks
-/// the caller until the event has fired and counts the wait as exposed time.
-/// </summary>
-public sealed class StreamEvent
-{
-    private int _state; // 0 = pending, 1 = fired
-    private readonly ManualResetEventSlim _fired = new(false);
-
-    public StreamEvent(string name) => Name = name;
-
-    public string Name { get; }
-
-    public bool IsFired => Volatile.Read(ref _state) == 1;
-
-    /// <summary>Marks the event pending again, for reuse in the next step.</summary>
-    public void Reset()
-    {
-        Volatile.Write(ref _state, 0);
-        _fired.Reset();
-    }
-
-    /// <summary>Fires the event (compute is synchronous on the calling thread, so recording fires it at once).</summary>
-    public void Record()
-    {
-        Volatile.Write(ref _state, 1);
-        _fired.Set();
-    }
-
-    /// <summary>Blocks until the event fires; returns the milliseconds spent waiting.</summary>
-    public double Synchronize()
-    {
-        if (IsFired) return 0;
-        long t0 = Stopwatch.GetTimestamp();
-        var spin = new SpinWait();
-        for (int i = 0; i < 64 && !IsFired; i++) spin.SpinOnce(sleep1Threshold: -1);
-        if (!IsFired) _fired.Wait();
-        return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-    }
-}
 
 /// <summary>
 /// A copy engine: one dedicated thread that executes copies in queue order, concurrently with compute,
@@ -51,7 +10,7 @@ public sealed class StreamEvent
 /// consumer event when done. Busy time is measured, so a step can report how long the engine copied.
 /// Commands live in a fixed ring (no allocation per copy).
 /// </summary>
-public sealed unsafe class CopyEngine : IDisposable
+public sealed unsafe class CopyEngine : ICopyStream
 {
     private struct Command
     {
@@ -63,6 +22,9 @@ public sealed unsafe class CopyEngine : IDisposable
         public bool Poison;       // after copying, fill the source with NaN (a released device region)
         public byte* PoisonPtr;
         public long PoisonBytes;
+        public IHostStore? Store;  // not null: Src -> Store (ToStore) or Store -> Dst, at StoreOffset
+        public long StoreOffset;
+        public bool ToStore;
     }
 
     private readonly Command[] _ring;
@@ -103,6 +65,16 @@ public sealed unsafe class CopyEngine : IDisposable
     /// </summary>
     public void Copy(void* src, void* dst, long bytes, StreamEvent? waitFor, StreamEvent? fire)
         => Enqueue(new Command { Src = (byte*)src, Dst = (byte*)dst, Bytes = bytes, WaitFor = waitFor, Fire = fire });
+
+    /// <summary>Queues a copy of <paramref name="bytes"/> from device memory into <paramref name="store"/> at <paramref name="storeOffset"/>.</summary>
+    public void ToHost(void* deviceSrc, IHostStore store, long storeOffset, long bytes, StreamEvent? waitFor, StreamEvent? fire)
+        => Enqueue(new Command { Src = (byte*)deviceSrc, Store = store, StoreOffset = storeOffset, ToStore = true, Bytes = bytes, WaitFor = waitFor, Fire = fire });
+
+    /// <summary>Queues a copy of <paramref name="bytes"/> from <paramref name="store"/> at <paramref name="storeOffset"/> into device memory.</summary>
+    public void FromHost(IHostStore store, long storeOffset, void* deviceDst, long bytes, StreamEvent? waitFor, StreamEvent? fire)
+        => Enqueue(new Command { Dst = (byte*)deviceDst, Store = store, StoreOffset = storeOffset, Bytes = bytes, WaitFor = waitFor, Fire = fire });
+
+    void ICopyStream.PoisonFill(void* deviceRegion, long bytes) => PoisonFill(deviceRegion, bytes);
 
     /// <summary>Queues a NaN fill of a released region (debug poisoning), ordered after earlier copies.</summary>
     public void PoisonFill(void* region, long bytes, StreamEvent? fire = null)
@@ -149,7 +121,9 @@ public sealed unsafe class CopyEngine : IDisposable
                 long t0 = Stopwatch.GetTimestamp();
                 if (c.Bytes > 0)
                 {
-                    Buffer.MemoryCopy(c.Src, c.Dst, c.Bytes, c.Bytes);
+                    if (c.Store == null) Buffer.MemoryCopy(c.Src, c.Dst, c.Bytes, c.Bytes);
+                    else if (c.ToStore) c.Store.Write(c.StoreOffset, c.Src, c.Bytes);
+                    else c.Store.Read(c.StoreOffset, c.Dst, c.Bytes);
                     Interlocked.Add(ref _bytes, c.Bytes);
                 }
                 if (c.Poison) FillNaN(c.PoisonPtr, c.PoisonBytes);

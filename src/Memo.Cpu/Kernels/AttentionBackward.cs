@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Memo.Backends;
 using Vec = System.Runtime.Intrinsics.Vector512;
 
 namespace Memo.Cpu.Kernels;

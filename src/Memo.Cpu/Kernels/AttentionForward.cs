@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using Memo.Backends;
 using Vec = System.Runtime.Intrinsics.Vector512;
 
 namespace Memo.Cpu.Kernels;

@@ -1,26 +1,11 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using Memo.Cpu.Kernels;
+using Memo.Backends;
+using Memo.Cpu;
 using Memo.Planner;
 
 namespace Memo.Model.Memory;
-
-/// <summary>What happens to a layer's saved activations between its forward and its backward.</summary>
-public enum Policy
-{
-    /// <summary>Every activation the backward needs stays on the device.</summary>
-    Keep,
-
-    /// <summary>Only the layer input is kept; backward re-runs the layer's forward first.</summary>
-    Recompute,
-
-    /// <summary>Saved activations go to the host after forward and come back (prefetched) for backward.</summary>
-    Swap,
-
-    /// <summary>Skeleton swapped for all tokens, the rest for a fraction alpha of tokens; the others are recomputed token-wise.</summary>
-    Memo,
-}
 
 /// <summary>Categories of the device-memory report.</summary>
 public enum MemoryCategory
@@ -61,14 +46,14 @@ public sealed class MemoryLayout
     /// <summary>Planned peaks within this factor of the lower bound are taken from the first (flat) plan.</summary>
     public const double TargetRatio = 1.005;
 
-    private static readonly ConcurrentDictionary<(ModelConfig, int, int, Policy, int), MemoryLayout> Cache = new();
+    private static readonly ConcurrentDictionary<(ModelConfig, int, int, PolicyKind, Workspaces), MemoryLayout> Cache = new();
     private const int CacheLimit = 512;
 
     private readonly Dictionary<string, int> _index = [];
     private readonly List<DeviceBuffer> _buffers = [];
     private long[] _offsets = [];
 
-    private MemoryLayout(ModelConfig cfg, int batch, int seq, Policy policy)
+    private MemoryLayout(ModelConfig cfg, int batch, int seq, PolicyKind policy)
     {
         Config = cfg;
         Batch = batch;
@@ -80,7 +65,7 @@ public sealed class MemoryLayout
     public ModelConfig Config { get; }
     public int Batch { get; }
     public int Seq { get; }
-    public Policy Policy { get; }
+    public PolicyKind Policy { get; }
 
     public IterationTimeline Timeline { get; }
 
@@ -129,12 +114,27 @@ public sealed class MemoryLayout
     /// <paramref name="policy"/>, planned. Layouts are cached by their arguments (they are immutable);
     /// <paramref name="cached"/> false plans afresh.
     /// </summary>
-    public static MemoryLayout Build(ModelConfig cfg, int batch, int seq, Policy policy, int threads, bool cached = true)
+    public static MemoryLayout Build(ModelConfig cfg, int batch, int seq, PolicyKind policy, int threads, bool cached = true)
     {
         ArgumentNullException.ThrowIfNull(cfg);
-        var key = (cfg, batch, seq, policy, threads);
+        return Build(cfg, batch, seq, policy, Workspaces.ForCpu(threads, cfg), cached);
+    }
+
+    /// <summary>The layout for a backend: its workspaces are sized by <paramref name="backend"/>.</summary>
+    public static MemoryLayout Build(ModelConfig cfg, int batch, int seq, PolicyKind policy, IBackend backend, bool cached = true)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        ArgumentNullException.ThrowIfNull(backend);
+        return Build(cfg, batch, seq, policy, Workspaces.Of(backend, cfg), cached);
+    }
+
+    /// <summary>The layout with explicit workspace sizes.</summary>
+    public static MemoryLayout Build(ModelConfig cfg, int batch, int seq, PolicyKind policy, Workspaces workspaces, bool cached = true)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        var key = (cfg, batch, seq, policy, workspaces);
         if (cached && Cache.TryGetValue(key, out var hit)) return hit;
-        var layout = Describe(cfg, batch, seq, policy, threads);
+        var layout = Describe(cfg, batch, seq, policy, workspaces);
         layout.Plan();
         if (Cache.Count >= CacheLimit) Cache.Clear();
         Cache.TryAdd(key, layout);
@@ -142,7 +142,7 @@ public sealed class MemoryLayout
     }
 
     /// <summary>The buffers and lifespans of one iteration, not yet planned (every offset 0).</summary>
-    private static MemoryLayout Describe(ModelConfig cfg, int batch, int seq, Policy policy, int threads)
+    private static MemoryLayout Describe(ModelConfig cfg, int batch, int seq, PolicyKind policy, Workspaces workspaces)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(seq, 1);
@@ -176,11 +176,11 @@ public sealed class MemoryLayout
             bool isInput = r.Producer == LayerOp.LayerInput;
             switch (policy)
             {
-                case Policy.Keep:
+                case PolicyKind.Keep:
                     for (int l = 0; l < layers; l++)
                         m.Add(ActivationName(Set(l), r.Name), MemoryCategory.KeptActivations, bytes, isInput ? InputLower(l) : t.Attention(l), t.Backward(l) + 1, l, i);
                     break;
-                case Policy.Recompute:
+                case PolicyKind.Recompute:
                     if (isInput)
                     {
                         for (int l = 0; l < layers; l++)
@@ -192,15 +192,15 @@ public sealed class MemoryLayout
                         m.Add(ActivationName("recompute", r.Name), MemoryCategory.RecomputeBuffers, bytes, t.Attention(0), t.Backward(0) + 1, -1, i);
                     }
                     break;
-                case Policy.Swap:
-                case Policy.Memo:
+                case PolicyKind.Swap:
+                case PolicyKind.Memo:
                     // Staging slots: in use (by compute or by the copy engine) until the step's copies are drained.
                     m.Add(ActivationName("slot0", r.Name), MemoryCategory.SwapStaging, bytes, IterationTimeline.Embed, t.StepEnd, -1, i);
                     m.Add(ActivationName("slot1", r.Name), MemoryCategory.SwapStaging, bytes, IterationTimeline.Embed, t.StepEnd, -1, i);
                     break;
             }
         }
-        m.Add("attn_work", MemoryCategory.Workspaces, Attention.WorkspaceFloats(threads, cfg.HeadDim) * 4, t.Attention(0), t.Backward(0) + 1);
+        m.Add("attn_work", MemoryCategory.Workspaces, workspaces.AttentionBytes, t.Attention(0), t.Backward(0) + 1);
         // Out/down-projection output of the forward (recomputation in backward uses d_h instead).
         m.Add("tmp", MemoryCategory.Workspaces, n * c * 4, t.Mlp(0), t.FinalNorm);
         m.Add("final_input", MemoryCategory.KeptActivations, n * c * 4, t.Mlp(layers - 1), t.FinalNormBackward + 1);
@@ -209,6 +209,7 @@ public sealed class MemoryLayout
         m.Add("final_rstd", MemoryCategory.KeptActivations, n * 4, t.FinalNorm, t.FinalNormBackward + 1);
         m.Add("logits", MemoryCategory.Workspaces, (long)Transformer.HeadChunkRows * cfg.VocabSize * 4, t.Head, t.Head + 1);
         m.Add("losses", MemoryCategory.Workspaces, n * 4, t.Head, t.Head + 1);
+        m.Add("predictions", MemoryCategory.Workspaces, (long)Transformer.HeadChunkRows * 4, t.Head, t.Head + 1); // argmax of one head chunk
 
         // Backward workspaces. The head writes dL/d(final norm output) into d_h.
         long up = cfg.Family == ModelFamily.Llama ? 2 * f : f;
@@ -292,4 +293,14 @@ public sealed class MemoryLayout
         _index.Add(name, _buffers.Count);
         _buffers.Add(new DeviceBuffer(name, category, bytes, lower, upper, layer, row));
     }
+}
+
+/// <summary>Workspace bytes a backend asks for; they are buffers of the planned arena like any other.</summary>
+/// <param name="AttentionBytes">Scratch of attention forward and backward (<see cref="IBackend.AttentionWorkspaceBytes"/>).</param>
+public readonly record struct Workspaces(long AttentionBytes)
+{
+    public static Workspaces Of(IBackend backend, ModelConfig cfg) => new(backend.AttentionWorkspaceBytes(cfg.HeadDim));
+
+    /// <summary>The CPU backend's workspaces for a pool of <paramref name="threads"/>.</summary>
+    public static Workspaces ForCpu(int threads, ModelConfig cfg) => new(CpuBackend.AttentionWorkspaceBytesFor(threads, cfg.HeadDim));
 }

@@ -3,9 +3,9 @@ namespace Memo.Model.Memory;
 /// <summary>How a model's device and host memory are managed; printed in reports and logs.</summary>
 public sealed record MemoryOptions
 {
-    public Policy Policy { get; init; } = Policy.Keep;
+    public PolicyKind Policy { get; init; } = PolicyKind.Keep;
 
-    /// <summary>Fraction of tokens whose token-local activations are swapped under <see cref="Policy.Memo"/>; null chooses it from measurements.</summary>
+    /// <summary>Fraction of tokens whose token-local activations are swapped under <see cref="PolicyKind.Memo"/>; null chooses it from measurements.</summary>
     public double? Alpha { get; init; }
 
     /// <summary>Device arena capacity in bytes; null takes exactly what the layout needs.</summary>
@@ -17,12 +17,12 @@ public sealed record MemoryOptions
     /// <summary>Fill every released device region with NaN, so a use after release shows in the loss.</summary>
     public bool Poison { get; init; }
 
-    public static Policy ParsePolicy(string text) => text.ToLowerInvariant() switch
+    public static PolicyKind ParsePolicy(string text) => text.ToLowerInvariant() switch
     {
-        "keep" => Policy.Keep,
-        "recompute" => Policy.Recompute,
-        "swap" => Policy.Swap,
-        "memo" => Policy.Memo,
+        "keep" => PolicyKind.Keep,
+        "recompute" => PolicyKind.Recompute,
+        "swap" => PolicyKind.Swap,
+        "memo" => PolicyKind.Memo,
         _ => throw new MemoException($"unknown policy '{text}'; use keep, recompute, swap or memo"),
     };
 }

@@ -7,20 +7,12 @@ namespace Memo.Model.Memory;
 public static class MemoryReport
 {
     /// <summary>Host bytes swapping needs for the layout's policy at <paramref name="alpha"/> (0 for keep/recompute).</summary>
-    public static long HostBytes(ModelConfig cfg, int batch, int seq, Policy policy, double alpha)
+    public static long HostBytes(ModelConfig cfg, int batch, int seq, PolicyKind policy, double alpha)
     {
-        if (policy is Policy.Keep or Policy.Recompute) return 0;
-        long n = (long)batch * seq;
-        long skel = 0, rest = 0;
-        foreach (var r in ActivationInventory.For(cfg))
-        {
-            if (!r.NeededByBackward) continue;
-            long b = r.ElementsPerToken(cfg) * 4;
-            if (r.Kind == ActivationKind.Skeleton || policy == Policy.Swap) skel += b;
-            else rest += b;
-        }
-        long swapRows = policy == Policy.Memo ? (long)Math.Floor(alpha * n) : n;
-        return Math.Max(0, cfg.NumLayers - 2) * (skel * n + rest * swapRows);
+        if (policy is PolicyKind.Keep or PolicyKind.Recompute) return 0;
+        var (skel, rest) = ActivationInventory.SavedBytesPerToken(cfg, sizeof(float));
+        long perLayer = MemoryPolicy.HostBytesPerLayer(skel, rest, (long)batch * seq, policy == PolicyKind.Swap ? 1.0 : alpha);
+        return checked(MemoryPolicy.SwappedLayers(cfg.NumLayers) * perLayer);
     }
 
     public static string Describe(MemoryLayout layout, long capacity, long hostBytes, double alpha)
@@ -35,9 +27,9 @@ public static class MemoryReport
         sb.AppendLine(string.Create(inv, $"  device {"peak (planned)",-20} {Sizes.FormatBytes(layout.TotalBytes),12}  of budget {Sizes.FormatBytes(capacity)}"));
         sb.AppendLine(string.Create(inv, $"  device {"most live at once",-20} {Sizes.FormatBytes(layout.LowerBound),12}  (lower bound; buffers with disjoint lifespans share memory)"));
         sb.AppendLine(string.Create(inv, $"  host   {"swap store",-20} {Sizes.FormatBytes(hostBytes),12}"));
-        if (layout.Policy == Policy.Memo)
+        if (layout.Policy == PolicyKind.Memo)
         {
-            int swapped = Math.Max(0, layout.Config.NumLayers - 2);
+            int swapped = MemoryPolicy.SwappedLayers(layout.Config.NumLayers);
             sb.AppendLine(string.Create(inv, $"  alpha  {alpha:0.###} for layers 0..{swapped - 1} (the last two layers are not swapped), re-chosen after step 1 from measured layer time and copy bandwidth unless --alpha is given"));
         }
         return sb.ToString().TrimEnd();
@@ -55,9 +47,9 @@ public static class MemoryReport
     };
 
     /// <summary>The one-line error when a policy does not fit the device budget: bytes needed, budget, and what would fit.</summary>
-    public static MemoException DoesNotFit(ModelConfig cfg, int batch, int seq, MemoryOptions options, int threads, long budget)
+    public static MemoException DoesNotFit(ModelConfig cfg, int batch, int seq, MemoryOptions options, Workspaces workspaces, long budget)
     {
-        var layout = MemoryLayout.Build(cfg, batch, seq, options.Policy, threads);
+        var layout = MemoryLayout.Build(cfg, batch, seq, options.Policy, workspaces);
         long need = layout.TotalBytes;
         var cats = layout.ByCategory;
         long resident = cats[MemoryCategory.Parameters] + cats[MemoryCategory.Gradients] + cats[MemoryCategory.OptimizerState];
@@ -66,8 +58,8 @@ public static class MemoryReport
             return new MemoException(string.Create(CultureInfo.InvariantCulture,
                 $"--device-memory {Sizes.FormatBytes(budget)} is smaller than the parameters, gradients and optimizer state alone ({Sizes.FormatBytes(resident)}) of {cfg.Name}; no policy or sequence length fits — raise --device-memory or use a smaller model"));
         }
-        var fits = Enum.GetValues<Policy>()
-            .Select(p => (Policy: p, Bytes: MemoryLayout.Build(cfg, batch, seq, p, threads).TotalBytes))
+        var fits = Enum.GetValues<PolicyKind>()
+            .Select(p => (Policy: p, Bytes: MemoryLayout.Build(cfg, batch, seq, p, workspaces).TotalBytes))
             .Where(x => x.Bytes <= budget)
             .OrderBy(x => x.Bytes)
             .Select(x => x.Policy.ToString().ToLowerInvariant())
@@ -78,7 +70,7 @@ public static class MemoryReport
         while (lo < hi)
         {
             int mid = (lo + hi + 1) / 2;
-            if (MemoryLayout.Build(cfg, batch, mid, options.Policy, threads).TotalBytes <= budget) lo = mid;
+            if (MemoryLayout.Build(cfg, batch, mid, options.Policy, workspaces).TotalBytes <= budget) lo = mid;
             else hi = mid - 1;
         }
         string seqHint = lo >= 1 ? $"--seq {lo} fits with --policy {options.Policy.ToString().ToLowerInvariant()}" : "no sequence length fits this policy";

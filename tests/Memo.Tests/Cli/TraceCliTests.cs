@@ -20,7 +20,7 @@ public sealed class TraceCliTests : IDisposable
         var stdout = new StringWriter();
         var settings = new TraceCommand.Settings { Model = "llama-small", Seq = 1024, Batch = 1, Policy = "memo", Alpha = "0.5", Threads = 2, Output = trace, Plot = plot };
         Assert.Equal(0, TraceCommand.Run(settings, stdout));
-        var layout = MemoryLayout.Build(Presets.Resolve("llama-small"), 1, 1024, Policy.Memo, 2);
+        var layout = MemoryLayout.Build(Presets.Resolve("llama-small"), 1, 1024, PolicyKind.Memo, 2);
         string text = stdout.ToString();
         Assert.Contains($"buffers                {layout.Buffers.Count}", text, StringComparison.Ordinal);
         Assert.Contains($"lower bound            {layout.LowerBound} bytes", text, StringComparison.Ordinal);

@@ -36,14 +36,19 @@ public class RuntimeConsistencyTests
     {
         var cfg = Presets.Resolve(name);
         int layers = cfg.NumLayers, threads = WorkerPool.Default.Threads;
-        foreach (var policy in Enum.GetValues<Policy>())
+        foreach (var policy in Enum.GetValues<PolicyKind>())
         {
             var planned = CpuRuntime.Memory(cfg, 1, seq, CpuRuntime.PolicyOf(policy, layers), threads);
-            var measured = RunStep(cfg, seq, new MemoryOptions { Policy = policy, Alpha = policy == Policy.Memo ? 1.0 : null });
+            var measured = RunStep(cfg, seq, new MemoryOptions { Policy = policy, Alpha = policy == PolicyKind.Memo ? 1.0 : null });
             Assert.Equal(planned.Peak, measured.DevicePeakBytes);
             Assert.Equal(planned.HostBytes, measured.SwappedBytes);
             Assert.Equal(planned.HostBytes, measured.HostPeakBytes);
-            Assert.Equal(planned.Peak, planned.Parts.Sum(p => p.Bytes));
+            // Parameters, gradients and the two AdamW moments are fp32 copies of the parameter table, counted here
+            // from the table itself (element counts of every tensor), not from the memory layout.
+            long parameterBytes = new ParameterLayout(cfg).Specs.Sum(t => t.Elements) * sizeof(float);
+            Assert.Equal(parameterBytes, planned.Parameters);
+            Assert.Equal(parameterBytes, planned.Gradients);
+            Assert.Equal(2 * parameterBytes, planned.OptimizerState);
             Assert.Equal(MemoryLayout.Build(cfg, 1, seq, policy, threads).ByCategory[MemoryCategory.Parameters], planned.Parameters);
         }
     }
@@ -54,12 +59,12 @@ public class RuntimeConsistencyTests
     {
         var cfg = Presets.Resolve(name);
         var request = new PlanRequest { Model = cfg, Seq = seq, Gpus = 1, Device = DeviceProfile.Cpu() };
-        var expected = new Dictionary<Strategy, Policy>
+        var expected = new Dictionary<Strategy, PolicyKind>
         {
-            [Strategy.Memo] = Policy.Memo,
-            [Strategy.Megatron] = Policy.Keep,       // fits without recomputation: Megatron's selective recomputation keeps everything
-            [Strategy.DeepSpeed] = Policy.Recompute, // full activation checkpointing on one device
-            [Strategy.Keep] = Policy.Keep,
+            [Strategy.Memo] = PolicyKind.Memo,
+            [Strategy.Megatron] = PolicyKind.Keep,       // fits without recomputation: Megatron's selective recomputation keeps everything
+            [Strategy.DeepSpeed] = PolicyKind.Recompute, // full activation checkpointing on one device
+            [Strategy.Keep] = PolicyKind.Keep,
         };
         foreach (var strategy in PlanSearch.AllStrategies)
         {
@@ -67,7 +72,7 @@ public class RuntimeConsistencyTests
             Assert.True(plan.Fits, plan.Reason);
             var policy = CpuRuntime.PolicyFor(plan.Policy!, cfg.NumLayers);
             Assert.Equal(expected[strategy], policy);
-            double? alpha = policy == Policy.Memo ? CpuRuntime.AlphaOf(plan.Policy!, cfg.NumLayers) : null;
+            double? alpha = policy == PolicyKind.Memo ? CpuRuntime.AlphaOf(plan.Policy!, cfg.NumLayers) : null;
             var measured = RunStep(cfg, seq, new MemoryOptions { Policy = policy, Alpha = alpha });
             Assert.Equal(plan.DevicePeakBytes, measured.DevicePeakBytes);
             Assert.Equal(plan.Memory!.HostBytes, measured.SwappedBytes); // what goes to the host in the step, at the planned alpha
@@ -80,9 +85,9 @@ public class RuntimeConsistencyTests
     {
         var cfg = Presets.Resolve("llama-small");
         const int seq = 128;
-        var planned = CpuRuntime.Memory(cfg, 1, seq, CpuRuntime.PolicyOf(Policy.Memo, cfg.NumLayers, 0.5), WorkerPool.Default.Threads);
-        Assert.Equal(MemoryReport.HostBytes(cfg, 1, seq, Policy.Memo, 0.5), planned.HostBytes);
-        var measured = RunStep(cfg, seq, new MemoryOptions { Policy = Policy.Memo, Alpha = 0.5, HostBudget = planned.HostBytes });
+        var planned = CpuRuntime.Memory(cfg, 1, seq, CpuRuntime.PolicyOf(PolicyKind.Memo, cfg.NumLayers, 0.5), WorkerPool.Default.Threads);
+        Assert.Equal(MemoryReport.HostBytes(cfg, 1, seq, PolicyKind.Memo, 0.5), planned.HostBytes);
+        var measured = RunStep(cfg, seq, new MemoryOptions { Policy = PolicyKind.Memo, Alpha = 0.5, HostBudget = planned.HostBytes });
         Assert.Equal(planned.Peak, measured.DevicePeakBytes);
         Assert.Equal(planned.HostBytes, measured.HostPeakBytes);
         Assert.Equal(planned.HostBytes, measured.SwappedBytes);
@@ -104,7 +109,7 @@ public class RuntimeConsistencyTests
         Assert.True(plan.Fits, plan.Reason);
         Assert.InRange(plan.Alpha!.Value, 0.35, 0.4);
         Assert.Contains("host memory", plan.Reason, StringComparison.Ordinal);
-        var measured = RunStep(cfg, seq, new MemoryOptions { Policy = Policy.Memo, Alpha = plan.Alpha });
+        var measured = RunStep(cfg, seq, new MemoryOptions { Policy = PolicyKind.Memo, Alpha = plan.Alpha });
         Assert.Equal(plan.DevicePeakBytes, measured.DevicePeakBytes);
         Assert.Equal(plan.Memory!.HostBytes, measured.SwappedBytes);
         Assert.Equal((cfg.NumLayers - 2) * (seq - (long)Math.Floor(plan.Alpha.Value * seq)), measured.RecomputedTokens);
@@ -124,8 +129,8 @@ public class RuntimeConsistencyTests
         };
         var keep = CpuTimeModel.Step(cfg, 1, seq, MemoryPolicy.Keep, dev, 1);
         var recompute = CpuTimeModel.Step(cfg, 1, seq, MemoryPolicy.Recompute(L), dev, 1);
-        var memo0 = CpuTimeModel.Step(cfg, 1, seq, CpuRuntime.PolicyOf(Policy.Memo, L, 0.0), dev, 1);
-        var memo1 = CpuTimeModel.Step(cfg, 1, seq, CpuRuntime.PolicyOf(Policy.Memo, L, 1.0), dev, 1);
+        var memo0 = CpuTimeModel.Step(cfg, 1, seq, CpuRuntime.PolicyOf(PolicyKind.Memo, L, 0.0), dev, 1);
+        var memo1 = CpuTimeModel.Step(cfg, 1, seq, CpuRuntime.PolicyOf(PolicyKind.Memo, L, 1.0), dev, 1);
         double layer = CpuTimeModel.LayerForward(cfg, 1, seq, dev);
         var shape = new LayerShape(cfg, Precision.Fp32);
         double attention = shape.AttentionFlops(1, seq) / 50e9;

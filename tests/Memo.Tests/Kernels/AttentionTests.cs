@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Memo.Backends;
 using Memo.Cpu;
 using Memo.Cpu.Kernels;
 using Xunit.Abstractions;

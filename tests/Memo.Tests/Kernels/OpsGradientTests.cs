@@ -1,3 +1,4 @@
+using Memo.Reference;
 using static Memo.Tests.Kernels.OpsTestData;
 
 namespace Memo.Tests.Kernels;

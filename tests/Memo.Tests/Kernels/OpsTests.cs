@@ -1,5 +1,6 @@
 using Memo.Cpu;
 using Memo.Cpu.Kernels;
+using Memo.Reference;
 using static Memo.Tests.Kernels.OpsTestData;
 
 namespace Memo.Tests.Kernels;

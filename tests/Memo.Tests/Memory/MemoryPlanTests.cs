@@ -23,7 +23,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
     public void Plans_are_valid_and_within_one_percent_of_the_lower_bound(string model)
     {
         var cfg = Presets.Resolve(model);
-        foreach (var policy in Enum.GetValues<Policy>())
+        foreach (var policy in Enum.GetValues<PolicyKind>())
         {
             foreach (int seq in Seqs)
             {
@@ -45,21 +45,21 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
         }
     }
 
-    public static TheoryData<ModelFamily, Policy> StepCases()
+    public static TheoryData<ModelFamily, PolicyKind> StepCases()
     {
-        var data = new TheoryData<ModelFamily, Policy>();
+        var data = new TheoryData<ModelFamily, PolicyKind>();
         foreach (var family in new[] { ModelFamily.Llama, ModelFamily.Gpt2 })
-            foreach (var policy in Enum.GetValues<Policy>()) data.Add(family, policy);
+            foreach (var policy in Enum.GetValues<PolicyKind>()) data.Add(family, policy);
         return data;
     }
 
     [Theory]
     [MemberData(nameof(StepCases))]
-    public void A_training_step_measures_exactly_the_planned_peak(ModelFamily family, Policy policy)
+    public void A_training_step_measures_exactly_the_planned_peak(ModelFamily family, PolicyKind policy)
     {
         var cfg = PolicyEquivalenceTests.Config(family, layers: 4);
         const int batch = 2, seq = 64;
-        var options = new MemoryOptions { Policy = policy, Alpha = policy == Policy.Memo ? 0.5 : null, Poison = true };
+        var options = new MemoryOptions { Policy = policy, Alpha = policy == PolicyKind.Memo ? 0.5 : null, Poison = true };
         using var model = new Transformer(cfg, batch, seq, null, options);
         var layout = model.DeviceLayout;
         Assert.Equal(layout.TotalBytes, model.Arena.Capacity);
@@ -88,7 +88,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
     public void Lifespans_follow_the_iteration()
     {
         var cfg = Presets.Resolve("llama-small");
-        var keep = MemoryLayout.Build(cfg, 1, 256, Policy.Keep, 2);
+        var keep = MemoryLayout.Build(cfg, 1, 256, PolicyKind.Keep, 2);
         var t = keep.Timeline;
         DeviceBuffer B(MemoryLayout l, string name) => l.Buffers[l.IndexOf(name)];
         // A layer's kept set: its input from the previous layer's MLP phase, the rest from its own forward, all until its backward.
@@ -102,7 +102,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
         Assert.True(B(keep, "tmp").Upper <= t.FinalNorm);
         Assert.True(B(keep, "weights").Persistent && B(keep, "weights").Upper == t.End);
         // Swap staging lives until the copies are drained at the end of the step.
-        var swap = MemoryLayout.Build(cfg, 1, 256, Policy.Swap, 2);
+        var swap = MemoryLayout.Build(cfg, 1, 256, PolicyKind.Swap, 2);
         Assert.Equal(t.StepEnd, B(swap, "act.slot1.MlpUp").Upper);
         Assert.Equal(-1, B(swap, "act.slot1.MlpUp").Layer);
         Assert.Equal("backward(0)", t.PhaseName(t.Backward(0)));
@@ -136,7 +136,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
     public void The_caching_allocator_reserves_at_least_the_planned_peak(string model)
     {
         var cfg = Presets.Resolve(model);
-        foreach (var policy in new[] { Policy.Keep, Policy.Memo })
+        foreach (var policy in new[] { PolicyKind.Keep, PolicyKind.Memo })
         {
             foreach (int seq in new[] { 4096, 16384, 65536 })
             {
@@ -159,7 +159,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
         var cfg = Presets.Resolve("llama-7b");
         Assert.Equal(32, cfg.NumLayers);
         const int seq = 131072;
-        foreach (var policy in Enum.GetValues<Policy>())
+        foreach (var policy in Enum.GetValues<PolicyKind>())
         {
             var clock = Stopwatch.StartNew();
             var layout = MemoryLayout.Build(cfg, 1, seq, policy, 16, cached: false);

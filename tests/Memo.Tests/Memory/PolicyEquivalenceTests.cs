@@ -48,16 +48,16 @@ public sealed unsafe class PolicyEquivalenceTests(ITestOutputHelper output)
     {
         var cfg = Config(family, layers: 5);
         const int batch = 2, seq = 48;
-        var reference = Run(cfg, batch, seq, new MemoryOptions { Policy = Policy.Keep, Poison = true });
+        var reference = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Keep, Poison = true });
         Assert.All(reference.Losses, l => Assert.True(double.IsFinite(l)));
         var variants = new (string Name, MemoryOptions Options)[]
         {
-            ("recompute", new() { Policy = Policy.Recompute, Poison = true }),
-            ("swap", new() { Policy = Policy.Swap, Poison = true }),
-            ("memo alpha=0", new() { Policy = Policy.Memo, Alpha = 0, Poison = true }),
-            ("memo alpha=0.37", new() { Policy = Policy.Memo, Alpha = 0.37, Poison = true }),
-            ("memo alpha=1", new() { Policy = Policy.Memo, Alpha = 1, Poison = true }),
-            ("memo chosen", new() { Policy = Policy.Memo, Poison = true }),
+            ("recompute", new() { Policy = PolicyKind.Recompute, Poison = true }),
+            ("swap", new() { Policy = PolicyKind.Swap, Poison = true }),
+            ("memo alpha=0", new() { Policy = PolicyKind.Memo, Alpha = 0, Poison = true }),
+            ("memo alpha=0.37", new() { Policy = PolicyKind.Memo, Alpha = 0.37, Poison = true }),
+            ("memo alpha=1", new() { Policy = PolicyKind.Memo, Alpha = 1, Poison = true }),
+            ("memo chosen", new() { Policy = PolicyKind.Memo, Poison = true }),
         };
         foreach (var (name, options) in variants)
         {
@@ -67,7 +67,7 @@ public sealed unsafe class PolicyEquivalenceTests(ITestOutputHelper output)
                 Assert.True(BitConverter.DoubleToInt64Bits(reference.Losses[s]) == BitConverter.DoubleToInt64Bits(r.Losses[s]), $"{name}: loss of step {s} differs: {r.Losses[s]:R} vs {reference.Losses[s]:R}");
         }
         // Gradients after the same number of steps, bit for bit.
-        var keep3 = Run(cfg, batch, seq, new MemoryOptions { Policy = Policy.Keep, Poison = true }, steps: 3);
+        var keep3 = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Keep, Poison = true }, steps: 3);
         foreach (var (name, options) in variants)
         {
             var r = Run(cfg, batch, seq, options, steps: 3);
@@ -80,16 +80,16 @@ public sealed unsafe class PolicyEquivalenceTests(ITestOutputHelper output)
     {
         var cfg = Config(ModelFamily.Llama, layers: 6);
         const int batch = 1, seq = 64;
-        var full = Run(cfg, batch, seq, new MemoryOptions { Policy = Policy.Swap }, steps: 1).Metrics;
-        var half = Run(cfg, batch, seq, new MemoryOptions { Policy = Policy.Memo, Alpha = 0.5 }, steps: 1).Metrics;
-        var none = Run(cfg, batch, seq, new MemoryOptions { Policy = Policy.Memo, Alpha = 0 }, steps: 1).Metrics;
+        var full = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Swap }, steps: 1).Metrics;
+        var half = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Memo, Alpha = 0.5 }, steps: 1).Metrics;
+        var none = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Memo, Alpha = 0 }, steps: 1).Metrics;
         // 4 swapped layers (the last two are not swapped): memo recomputes (1 - alpha) of their tokens.
         Assert.Equal(0, full.RecomputedTokens);
         Assert.Equal(4 * 32, half.RecomputedTokens);
         Assert.Equal(4 * 64, none.RecomputedTokens);
         Assert.True(full.SwappedBytes > half.SwappedBytes && half.SwappedBytes > none.SwappedBytes && none.SwappedBytes > 0);
         Assert.Equal(full.SwappedBytes, full.HostPeakBytes);
-        var recompute = Run(cfg, batch, seq, new MemoryOptions { Policy = Policy.Recompute }, steps: 1).Metrics;
+        var recompute = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Recompute }, steps: 1).Metrics;
         Assert.Equal(6 * 64, recompute.RecomputedTokens);
         Assert.Equal(0, recompute.SwappedBytes);
     }
@@ -101,7 +101,7 @@ public sealed unsafe class PolicyEquivalenceTests(ITestOutputHelper output)
         // nothing and recomputes nothing would read NaN. Check that poisoned regions really are NaN by
         // reading a released slot after a forward-only step under swap.
         var cfg = Config(ModelFamily.Llama, layers: 4);
-        using var model = new Transformer(cfg, 1, 32, null, new MemoryOptions { Policy = Policy.Keep, Poison = true });
+        using var model = new Transformer(cfg, 1, 32, null, new MemoryOptions { Policy = PolicyKind.Keep, Poison = true });
         Initializer.Initialize(model, 1);
         var (x, y) = Data(32, cfg.VocabSize, 5);
         model.ZeroGrads();

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Memo.CostModel;
+namespace Memo;
 
 /// <summary>What happens to a layer's saved activations between its forward and its backward.</summary>
 public enum PolicyKind
@@ -18,7 +18,18 @@ public enum PolicyKind
     Memo,
 }
 
-/// <summary>A memory policy for every layer of a model.</summary>
+/// <summary>
+/// A memory policy for every layer of a model: its kind, the per-layer alpha, which layers swap, and the
+/// rules that size it. The engine (train), the planner (plan) and every report take their answers from here:
+/// <list type="bullet">
+/// <item><see cref="IsSwapped"/> / <see cref="SwappedLayers"/>: every layer but the last two goes to host memory
+/// (the last two start backward at once);</item>
+/// <item><see cref="AlphaForHost"/> and <see cref="AlphaForLink"/>: the paper's one-variable LP, the largest alpha with
+/// (S_skeleton + alpha S_rest) x swapped layers within the host budget and (S_skeleton + alpha S_rest) copied within
+/// one layer's forward time;</item>
+/// <item><see cref="SwappedTokens"/> and <see cref="HostBytesPerLayer"/>: what one swapped layer puts in host memory.</item>
+/// </list>
+/// </summary>
 public sealed record MemoryPolicy
 {
     private MemoryPolicy(PolicyKind kind, int recomputedLayers, IReadOnlyList<double>? alphas)
@@ -60,6 +71,35 @@ public sealed record MemoryPolicy
 
     /// <summary>True for the layers whose activations go to host memory: every layer but the last two.</summary>
     public static bool IsSwapped(int layer, int layers) => layer < layers - 2;
+
+    /// <summary>How many layers of <paramref name="layers"/> go to host memory (<see cref="IsSwapped"/>).</summary>
+    public static int SwappedLayers(int layers) => Math.Max(0, layers - 2);
+
+    /// <summary>Tokens of <paramref name="tokens"/> whose token-local rows a swapped layer copies at <paramref name="alpha"/> (floor(alpha N)).</summary>
+    public static long SwappedTokens(double alpha, long tokens) => (long)Math.Floor(alpha * tokens);
+
+    /// <summary>
+    /// Host bytes one swapped layer holds: the skeleton for all <paramref name="tokens"/>, the token-local rows
+    /// for <see cref="SwappedTokens"/> of them (under <see cref="PolicyKind.Swap"/> pass alpha 1).
+    /// </summary>
+    public static long HostBytesPerLayer(long skeletonBytesPerToken, long tokenLocalBytesPerToken, long tokens, double alpha) =>
+        checked(skeletonBytesPerToken * tokens + tokenLocalBytesPerToken * SwappedTokens(alpha, tokens));
+
+    /// <summary>
+    /// The host-memory side of the alpha rule: the largest alpha in [0, 1] with
+    /// swapped x (skeleton + alpha x tokenLocal) &lt;= hostBudget, where skeleton and tokenLocal are one layer's bytes.
+    /// 1 when nothing is swapped or there is nothing token-local; the caller checks that the skeleton itself fits.
+    /// </summary>
+    public static double AlphaForHost(double hostBudget, int swappedLayers, double skeletonBytes, double tokenLocalBytes) =>
+        swappedLayers == 0 || tokenLocalBytes == 0 ? 1.0
+            : Math.Clamp((hostBudget - swappedLayers * skeletonBytes) / (swappedLayers * tokenLocalBytes), 0, 1);
+
+    /// <summary>
+    /// The link side of the alpha rule: the largest alpha in [0, 1] with skeleton + alpha x tokenLocal &lt;= hiddenBytes,
+    /// the bytes the link moves while one layer computes its forward (bandwidth x layer time).
+    /// </summary>
+    public static double AlphaForLink(double hiddenBytes, double skeletonBytes, double tokenLocalBytes) =>
+        tokenLocalBytes > 0 ? Math.Clamp((hiddenBytes - skeletonBytes) / tokenLocalBytes, 0, 1) : 1.0;
 
     public string Describe(int layers) => Kind switch
     {

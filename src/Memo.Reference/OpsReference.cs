@@ -1,11 +1,11 @@
-namespace Memo.Tests.Kernels;
+namespace Memo.Reference;
 
 /// <summary>
 /// Naive scalar references, in double, for the element-wise and row-wise kernels. They are the
 /// definitions the fp32 kernels are checked against; their own backward passes are checked against
-/// finite differences of their forward passes (<see cref="OpsGradientTests"/>).
+/// finite differences of their forward passes (tests/Memo.Tests/Kernels/OpsGradientTests.cs).
 /// </summary>
-internal static class OpsReference
+public static class OpsReference
 {
     public static (double[] Y, double[] Rstd) RmsNormForward(int rows, int C, double[] x, double[] w, double eps)
     {
