@@ -2,7 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using Memo.Backends;
 using Memo.Cpu;
+using Memo.Cpu.Device;
 using Memo.Model;
 using Memo.Model.Memory;
 using Memo.Training;
@@ -55,7 +57,9 @@ internal static class TrainCommand
         var policy = CliOptions.Text("--policy", "activation memory policy: keep, recompute, swap or memo", "keep");
         var alpha = CliOptions.Text("--alpha", "memo: fraction of tokens whose token-local activations are swapped (default: chosen from measured layer time, copy bandwidth and host budget)");
         var deviceMemory = CliOptions.Text("--device-memory", "device memory budget, e.g. 512MiB or 6GB (default: what the plan needs)");
-        var hostMemory = CliOptions.Text("--host-memory", "host memory budget for swapped activations (default: what swapping needs)");
+        var hostMemory = CliOptions.Text("--host-memory", "host memory budget for swapped activations; with --host-store disk, the RAM tier (default: what swapping needs; with disk, none)");
+        var hostStore = CliOptions.Text("--host-store", "where swapped activations wait: memory (host RAM), or disk[:DIR]: RAM up to --host-memory, the rest in a file in DIR (default: the temp directory) written with direct I/O", "memory");
+        var profile = CliOptions.Flag("--profile", "time each part of the step (norms, projections, attention forward/backward, MLP, head and loss, optimizer, recompute, copy and disk waits) and print each one's share at the end; --log gets the same fields");
         var poison = CliOptions.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
         var dryRun = CliOptions.Flag("--dry-run", "print the memory report and stop before training");
         var backend = CliOptions.Text("--backend", "kernels to run on: cpu (vectorized, all threads) or reference (scalar, one thread; for checking)", "cpu");
@@ -63,7 +67,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, backend,
+            policy, alpha, deviceMemory, hostMemory, hostStore, profile, poison, dryRun, evalSamples, backend,
         };
         cmd.SetAction(p =>
         {
@@ -90,7 +94,8 @@ internal static class TrainCommand
                 LogFile = p.GetValue(log),
                 EvalSamples = p.GetValue(evalSamples),
                 Threads = p.GetValue(threads),
-                Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison)),
+                Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison), p.GetValue(hostStore)!),
+                Profile = p.GetValue(profile),
                 DryRun = p.GetValue(dryRun),
                 Backend = p.GetValue(backend)!,
             };
@@ -124,10 +129,11 @@ internal static class TrainCommand
         public int Threads { get; init; }
         public MemoryOptions Memory { get; init; } = new();
         public bool DryRun { get; init; }
+        public bool Profile { get; init; }
         public string Backend { get; init; } = "cpu";
     }
 
-    internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison)
+    internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison, string hostStore = "memory")
     {
         double? a = null;
         if (alpha != null)
@@ -141,7 +147,10 @@ internal static class TrainCommand
         long? d = device != null ? Sizes.ParseBytes(device, "--device-memory") : null;
         long? h = host != null ? Sizes.ParseBytes(host, "--host-memory") : null;
         if (d is <= 0) throw new MemoException("--device-memory must be positive");
-        return new MemoryOptions { Policy = p, Alpha = a, DeviceBudget = d, HostBudget = h, Poison = poison };
+        var store = HostStoreSpec.Parse(hostStore);
+        if (store.OnDisk && p is not (PolicyKind.Swap or PolicyKind.Memo))
+            throw new MemoException($"--host-store disk applies to --policy swap or memo (got --policy {policy}: it swaps nothing)");
+        return new MemoryOptions { Policy = p, Alpha = a, DeviceBudget = d, HostBudget = h, Poison = poison, HostStore = store };
     }
 
     internal static int Run(TrainArgs a)
@@ -206,7 +215,9 @@ internal static class TrainCommand
         if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
         if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
 
-        using var backend = BackendRegistry.Create(a.Backend);
+        using var inner = BackendRegistry.Create(a.Backend);
+        using var profiling = a.Profile ? new ProfilingBackend(inner, new OpProfile()) : null;
+        IBackend backend = profiling ?? inner;
         using var source = DataSpec.Open(dataSpec, seed, cfg.VocabSize);
         if (a.DryRun)
         {
@@ -217,6 +228,12 @@ internal static class TrainCommand
             long hostBytes = MemoryReport.HostBytes(cfg, batch, seq, a.Memory.Policy, alphaShown);
             Console.WriteLine($"model   {cfg}");
             Console.WriteLine(MemoryReport.Describe(layout, capacity, hostBytes, alphaShown));
+            if (a.Memory.HostStore.OnDisk && hostBytes > 0)
+            {
+                long ram = Math.Min(hostBytes, (a.Memory.HostBudget ?? 0) / DiskHostStore.Alignment * DiskHostStore.Alignment);
+                Console.WriteLine($"  host   {"RAM tier",-20} {Sizes.FormatBytes(ram),12}  (--host-memory)");
+                Console.WriteLine($"  disk   {"disk tier",-20} {Sizes.FormatBytes(hostBytes - ram),12}  in {Path.GetFullPath(a.Memory.HostStore.DiskDirectory!)} (plus up to 4 KiB padding per region)");
+            }
             return 0;
         }
         using var model = new Transformer(backend, cfg, batch, seq, a.Memory);
@@ -239,6 +256,13 @@ internal static class TrainCommand
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"batch   {batch} x {seq} tokens x {accum} micro-batches = {trainer.TokensPerStep} tokens/step, {backend.Threads} threads{(backend.Name == BackendRegistry.Default ? "" : ", backend " + backend.Name)}, native memory {Sizes.FormatBytes(NativeMemoryStats.Current)}"));
         console.WriteLine(MemoryReport.Describe(model.DeviceLayout, model.Arena.Capacity, model.HostStoreBytes, model.Alpha));
+        if (model.DiskTier is { } disk)
+        {
+            console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"tiers   swap store: RAM {Sizes.FormatBytes(model.HostRamBytes)}, disk {Sizes.FormatBytes(model.HostStoreBytes - model.HostRamBytes)} in {disk.Directory} ({disk.IoMode}{(disk.Preallocated ? ", preallocated" : "")})"));
+            if (model.DiskProbe is { } probe)
+                console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"disk    probe: write {probe.WriteBytesPerSecond / 1e6:0} MB/s, read {probe.ReadBytesPerSecond / 1e6:0} MB/s ({Sizes.FormatBytes(probe.Bytes)})"));
+        }
         if (hyper.Curriculum.Count > 0)
             console.WriteLine($"length curriculum {SeqStage.Format(hyper.Curriculum)} (SEQxSTEPS), then {seq} from step {hyper.CurriculumSteps + 1}");
         if (resumed != null) console.WriteLine($"resumed from {a.ResumeDir} at step {trainer.Step}");
@@ -267,6 +291,7 @@ internal static class TrainCommand
         }
 
         if (history.Count > 0) PrintSummary(history);
+        if (a.Profile) PrintProfile(history);
         if (a.EvalSamples > 0 && dataSpec.StartsWith("task:", StringComparison.Ordinal)) HeldOut(trainer, dataSpec, seed, cfg.VocabSize, a.EvalSamples);
         if (a.SaveDir != null)
         {
@@ -330,7 +355,17 @@ internal static class TrainCommand
             ["copy_ms"] = Math.Round(m.Memory.CopyMs, 3),
             ["exposed_copy_ms"] = Math.Round(m.Memory.ExposedCopyMs, 3),
             ["alpha"] = m.Memory.Alpha,
+            ["disk_written_bytes"] = m.Memory.DiskWrittenBytes,
+            ["disk_read_bytes"] = m.Memory.DiskReadBytes,
+            ["disk_io_ms"] = Math.Round(m.Memory.DiskIoMs, 3),
+            ["disk_wait_ms"] = Math.Round(m.Memory.DiskWaitMs, 3),
         };
+        if (m.ProfileMs is { } profile)
+        {
+            var p = new JsonObject();
+            for (int i = 0; i < profile.Count; i++) p[OpProfile.Name((ProfileOp)i)] = Math.Round(profile[i], 3);
+            o["profile_ms"] = p;
+        }
         if (m.AnswersTotal > 0) o["accuracy"] = m.Accuracy;
         return o.ToJsonString();
     }
@@ -376,6 +411,26 @@ internal static class TrainCommand
             t += h[i].AnswersTotal;
         }
         return t == 0 ? double.NaN : (double)c / t;
+    }
+
+    /// <summary>
+    /// The --profile table (stdout): each op's milliseconds per step and share of the step, averaged over the steps
+    /// after the first (JIT warm-up, first disk writes), or the one step there is.
+    /// </summary>
+    private static void PrintProfile(List<StepMetrics> h)
+    {
+        var steps = h.Where(m => m.ProfileMs != null).ToList();
+        if (steps.Count == 0) return;
+        if (steps.Count > 1) steps = steps.Skip(1).ToList();
+        int ops = steps[0].ProfileMs!.Count;
+        var avg = new double[ops];
+        foreach (var m in steps)
+        {
+            for (int i = 0; i < ops; i++) avg[i] += m.ProfileMs![i] / steps.Count;
+        }
+        var last = steps[^1];
+        Console.WriteLine(OpProfile.Table(avg, steps.Average(m => m.StepMs), string.Create(CultureInfo.InvariantCulture,
+            $"profile: mean of {steps.Count} step(s) from step {steps[0].Step}, T = {last.Seq}, alpha {last.Memory.Alpha:0.###}")));
     }
 
     private static void PrintSummary(List<StepMetrics> h)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Memo.Backends;
 using Memo.Cpu;
 using Memo.Model;
 using Memo.Model.Memory;
@@ -12,6 +13,9 @@ public sealed record StepMetrics(long Step, double Loss, double LearningRate, do
 {
     /// <summary>The sequence length the step trained at (below the run's length during a length curriculum).</summary>
     public int Seq { get; init; }
+
+    /// <summary>With <c>--profile</c>: milliseconds of the step per <see cref="ProfileOp"/> (null otherwise).</summary>
+    public IReadOnlyList<double>? ProfileMs { get; init; }
 
     /// <summary>Recall accuracy over the step's answer positions, or NaN when the data has none.</summary>
     public double Accuracy => AnswersTotal == 0 ? double.NaN : (double)AnswersCorrect / AnswersTotal;
@@ -76,6 +80,8 @@ public sealed class Trainer : IDisposable
     public StepMetrics TrainStep()
     {
         var sw = Stopwatch.StartNew();
+        var profile = (Model.Backend as ProfilingBackend)?.Profile;
+        profile?.BeginStep();
         Model.ZeroGrads();
         int seq = CurrentSeq, rows = Rows(seq), n = rows * seq;
         long tokens = (long)n * GradAccum;
@@ -93,15 +99,23 @@ public sealed class Trainer : IDisposable
             var m = Model.LastMetrics;
             mem = mem == null ? m : new StepMemoryMetrics(Math.Max(mem.DevicePeakBytes, m.DevicePeakBytes), Math.Max(mem.HostPeakBytes, m.HostPeakBytes),
                 mem.SwappedBytes + m.SwappedBytes, mem.RecomputedTokens + m.RecomputedTokens, mem.CopyMs + m.CopyMs, mem.ExposedCopyMs + m.ExposedCopyMs,
-                m.Alpha, m.LayerForwardMs, mem.RecomputeMs + m.RecomputeMs);
+                m.Alpha, m.LayerForwardMs, mem.RecomputeMs + m.RecomputeMs)
+            {
+                DiskWrittenBytes = mem.DiskWrittenBytes + m.DiskWrittenBytes,
+                DiskReadBytes = mem.DiskReadBytes + m.DiskReadBytes,
+                DiskIoMs = mem.DiskIoMs + m.DiskIoMs,
+                DiskWaitMs = mem.DiskWaitMs + m.DiskWaitMs,
+            };
         }
         loss /= GradAccum;
         double lr = Hyper.LearningRateAt(Step);
+        profile?.Enter(ProfileOp.Optimizer);
         double norm = Optimizer.Update(Hyper, lr);
         Step++;
         double ms = sw.Elapsed.TotalMilliseconds;
+        profile?.EndStep(ms);
         return new StepMetrics(Step, loss, lr, norm, ms, tokens / (ms / 1000.0), correct, total,
-            NativeMemoryStats.Current, NativeMemoryStats.Peak, mem!) { Seq = seq };
+            NativeMemoryStats.Current, NativeMemoryStats.Peak, mem!) { Seq = seq, ProfileMs = profile?.StepMs.ToArray() };
     }
 
     /// <summary>Loss and recall accuracy on <paramref name="batches"/> batches from <paramref name="source"/>, without updating.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Memo.Backends;
 
 namespace Memo.Cpu.Device;
 
@@ -43,7 +44,7 @@ public sealed record DiskStoreOptions
 /// A full disk or an I/O error becomes a <see cref="MemoException"/> naming the directory, the bytes and
 /// what to do; the data already written stays readable.
 /// </summary>
-public sealed unsafe class DiskHostStore : IDisposable
+public sealed unsafe class DiskHostStore : IHostStore
 {
     /// <summary>Alignment of file offsets, sizes and buffers for direct I/O.</summary>
     public const int Alignment = 4096;
@@ -215,7 +216,7 @@ public sealed unsafe class DiskHostStore : IDisposable
                 {
                     int errno = r.IsWrite ? WriteOne(r, bounce) : ReadOne(r, bounce);
                     if (errno != 0 && Interlocked.CompareExchange(ref _errno, errno, 0) == 0)
-                        _errorOp = string.Create(CultureInfo.InvariantCulture, $"{(r.IsWrite ? "writing" : "reading")} {r.Bytes} bytes at offset {r.FileOffset}");
+                        _errorOp = string.Create(CultureInfo.InvariantCulture, $"{r.Bytes} bytes at file offset {r.FileOffset}");
                 }
                 if (Interlocked.Decrement(ref _pending) == 0) _callDone.Set();
             }
@@ -297,11 +298,11 @@ public sealed unsafe class DiskHostStore : IDisposable
         if (errno is LinuxFile.ENOSPC or LinuxFile.EDQUOT or LinuxFile.EFBIG)
         {
             throw new MemoException(
-                $"disk store in {Directory} is full: {LinuxFile.Describe(errno)} {what} {Sizes.FormatBytes(bytes)} ({detail}), {FreeSpace(Directory)}; " +
+                $"disk store in {Directory} is full: {LinuxFile.Describe(errno)} {what} {Sizes.FormatBytes(bytes)} (request {detail}), {FreeSpace(Directory)}; " +
                 "free space there, point --host-store disk:DIR at a larger disk, or raise --host-memory", 1);
         }
         throw new MemoException(
-            $"disk store in {Directory}: {LinuxFile.Describe(errno)} {what} {Sizes.FormatBytes(bytes)} ({detail}); " +
+            $"disk store in {Directory}: {LinuxFile.Describe(errno)} {what} {Sizes.FormatBytes(bytes)} (request {detail}); " +
             "check the disk (dmesg) or point --host-store disk:DIR at another one", 1);
     }
 
