@@ -18,12 +18,12 @@
 #
 # Usage: bench/run-disk-tier.sh [--seq 32K] [--limit 2.5GiB] [--steps 3] [--rounds 2] [--policy memo]
 #                               [--alpha A] [--dir DIR] [--machine NAME] [--compare-memory]
-#                               [--runs keep,disk,keep-limited] [--fresh]
+#                               [--runs keep,disk,keep-limited] [--fresh] [--bin DIR (build output, default artifacts/memo)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 orig_args="$*"
 seq=32K; limit=2.5GiB; steps=3; rounds=2; dir=${TMPDIR:-/var/tmp}; machine=amd-epyc-zen5-2core; compare=0; policy=memo; alpha=""
-runs=""; fresh=0
+runs=""; fresh=0; bin=artifacts/memo
 while [ $# -gt 0 ]; do
   case "$1" in
     --seq) seq=$2; shift 2 ;;
@@ -37,6 +37,7 @@ while [ $# -gt 0 ]; do
     --compare-memory) compare=1; shift ;;
     --runs) runs=$2; shift 2 ;;
     --fresh) fresh=1; shift ;;
+    --bin) bin=$2; shift 2 ;;
     *) echo "run-disk-tier.sh: unknown option '$1'; see the usage lines at the top of the script" >&2; exit 2 ;;
   esac
 done
@@ -56,8 +57,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-dotnet build src/Memo.Cli -c Release -o artifacts/memo >/dev/null
-memo=artifacts/memo/memo
+dotnet build src/Memo.Cli -c Release -o "$bin" >/dev/null
+memo=$bin/memo
 model=bench/configs/llama-8x256.json
 
 # --- the memory cgroup -------------------------------------------------------------------------
