@@ -189,7 +189,7 @@ public sealed unsafe partial class Transformer
 
         /// <summary>
         /// The store for <paramref name="capacity"/> bytes: the backend's RAM store, or with <c>--host-store disk</c>
-        /// RAM up to --host-memory (a multiple of 4 KiB) and a disk file for the rest, whose bandwidth is probed first.
+        /// RAM up to --host-memory (a multiple of 4 KiB) and a disk file for the rest, whose bandwidth is probed before its first use.
         /// </summary>
         private (IHostStore Store, DiskHostStore? Disk, long RamBytes) CreateStore(Transformer m, long capacity)
         {
@@ -197,11 +197,11 @@ public sealed unsafe partial class Transformer
             if (!spec.OnDisk) return (m._k.CreateHostStore(capacity), null, capacity);
             long ram = Math.Min(capacity, (m.Memory.HostBudget ?? 0) / DiskHostStore.Alignment * DiskHostStore.Alignment);
             if (ram == capacity) return (m._k.CreateHostStore(capacity), null, capacity);
-            DiskProbe = Memo.Cpu.Device.DiskProbe.Measure(spec.DiskDirectory!, spec.ProbeBytes, spec.Disk);
             var disk = new DiskHostStore(spec.DiskDirectory!, capacity - ram, spec.Disk);
             IHostStore? ramStore = null;
             try
             {
+                DiskProbe = Memo.Cpu.Device.DiskProbe.Measure(disk, spec.ProbeBytes); // through the store itself: no extra space
                 if (ram > 0) ramStore = m._k.CreateHostStore(ram);
                 return (new TieredHostStore(ramStore, disk), disk, ram);
             }

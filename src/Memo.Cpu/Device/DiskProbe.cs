@@ -14,9 +14,9 @@ public sealed record DiskBandwidth(string Directory, long Bytes, double WriteByt
 }
 
 /// <summary>
-/// A short start-up probe: writes <c>bytes</c> of a pattern through a fresh <see cref="DiskHostStore"/> in the
-/// directory, reads them back, checks them, and reports both rates. With direct I/O the read comes from the
-/// disk, not from the page cache. The probe's file is gone when it returns.
+/// A short start-up probe: writes <c>bytes</c> of a pattern through a <see cref="DiskHostStore"/> (a fresh one in a
+/// directory, or the run's own store before its first use), reads them back, checks them, and reports both rates.
+/// With direct I/O the read comes from the disk, not from the page cache. A fresh store's file is gone when it returns.
 /// </summary>
 public static unsafe class DiskProbe
 {
@@ -25,8 +25,19 @@ public static unsafe class DiskProbe
     public static DiskBandwidth Measure(string directory, long bytes = DefaultBytes, DiskStoreOptions? options = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(bytes, DiskHostStore.Alignment);
-        bytes = DiskHostStore.AlignUp(bytes);
-        using var store = new DiskHostStore(directory, bytes, options);
+        using var store = new DiskHostStore(directory, DiskHostStore.AlignUp(bytes), options);
+        return Measure(store, bytes);
+    }
+
+    /// <summary>
+    /// Probes through an existing store, over its first <paramref name="bytes"/> (at most its capacity): no extra
+    /// space or file is needed, and what it wrote there is overwritten by the store's first real use.
+    /// </summary>
+    public static DiskBandwidth Measure(DiskHostStore store, long bytes = DefaultBytes)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentOutOfRangeException.ThrowIfLessThan(bytes, DiskHostStore.Alignment);
+        bytes = Math.Min(DiskHostStore.AlignUp(bytes), store.Capacity);
         using var buffer = new NativeBuffer(bytes, zero: false);
         ulong* words = (ulong*)buffer.Pointer;
         long n = bytes / sizeof(ulong);
@@ -47,6 +58,7 @@ public static unsafe class DiskProbe
             if (words[i] != (ulong)i * 0x9E3779B97F4A7C15UL)
                 throw new MemoException($"disk store in {store.Directory}: data read back differs from what was written (word {i}); the disk or file system is not reliable, use another directory", 1);
         }
+        store.ResetCounters(); // the probe's traffic is not the run's
         return new DiskBandwidth(store.Directory, bytes, bytes / writeS, bytes / readS, store.IoMode);
     }
 }
