@@ -31,6 +31,16 @@ internal static partial class PlanVsMeasuredBench
         public long PlannedPeak { get; set; }
         public long MeasuredPeak { get; set; }
         public double Alpha { get; set; }
+        public List<double> PredictedRecomputeMs { get; } = [];
+        public List<double> MeasuredRecomputeMs { get; } = [];
+        public long PredictedSwapOutBytes { get; set; }
+        public long MeasuredSwapOutBytes { get; set; }
+
+        /// <summary>The GPU memory model's formula (fp32, one device, the engine's head chunk) at the same shapes.</summary>
+        public MemoryBreakdown? Formula { get; set; }
+
+        /// <summary>The engine's planned arena, by category (live bytes at its peak; padding as fragmentation).</summary>
+        public MemoryBreakdown? Arena { get; set; }
     }
 
     public static int Run(string[] args)
@@ -41,6 +51,10 @@ internal static partial class PlanVsMeasuredBench
             .ToArray();
         var policies = (Arg(args, "--policies") ?? "keep,recompute,swap,memo")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(MemoryOptions.ParsePolicy).ToArray();
+        var fixedAlphas = (Arg(args, "--alphas") ?? "0.25,0.5,0.75")
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(a => double.Parse(a, CultureInfo.InvariantCulture) is var v && v is >= 0 and <= 1 ? v : throw new MemoException($"--alphas: '{a}' is not in [0, 1]"))
+            .ToArray();
         int threads = IntArg(args, "--threads", 2);
         int rounds = IntArg(args, "--rounds", 5);
         double minSeconds = double.Parse(Arg(args, "--calibrate-seconds") ?? "0.1", CultureInfo.InvariantCulture);
@@ -67,9 +81,14 @@ internal static partial class PlanVsMeasuredBench
 
             // The plan fixes memo's alpha; the engine runs that alpha (no re-choice after step 1), so both run the same plan.
             var firstPlan = PlanFor(request with { Device = measure.Measure(request.Device, workload, []) }, policies, threads);
-            var runs = policies.Select(p =>
+            // Every policy as planned, then memo at each fixed alpha (token-wise recompute and swap volume against measurement).
+            var configsToRun = policies.Select(p => (Policy: p, Planned: firstPlan[p]))
+                .Concat(fixedAlphas.Select(a => (Policy: PolicyKind.Memo, Planned: (Policy: CpuRuntime.PolicyOf(PolicyKind.Memo, cfg.NumLayers, a), Strategy: FormattableString.Invariant($"memo, alpha fixed {a}")))))
+                .ToArray();
+            var runs = configsToRun.Select(x =>
             {
-                var (mp, strategy) = firstPlan[p];
+                var p = x.Policy;
+                var (mp, strategy) = x.Planned;
                 double alpha = CpuRuntime.AlphaOf(mp, cfg.NumLayers);
                 var options = new MemoryOptions { Policy = p, Alpha = p == PolicyKind.Memo ? alpha : null };
                 var model = new Transformer(cfg, 1, seq, null, options);
@@ -100,6 +119,16 @@ internal static partial class PlanVsMeasuredBench
                     run.Row.Parts.Add(time);
                     run.Row.PlannedPeak = mem.Peak;
                     run.Row.MeasuredPeak = step.Memory.DevicePeakBytes;
+                    run.Row.PredictedRecomputeMs.Add(time.Recompute * 1e3);
+                    run.Row.MeasuredRecomputeMs.Add(step.Memory.RecomputeMs);
+                    run.Row.PredictedSwapOutBytes = time.SwapBytes / 2; // the model counts both directions; the engine counts copies out
+                    run.Row.MeasuredSwapOutBytes = step.Memory.SwappedBytes;
+                    run.Row.Arena = mem;
+                    run.Row.Formula = MemoryModel.PerDevice(new MemoryQuery
+                    {
+                        Model = cfg, Batch = 1, Seq = seq, Policy = run.Policy, Precision = Precision.Fp32, LearnedPositionTable = true,
+                        LogitsChunkTokens = Transformer.HeadChunkRows,
+                    });
                     Console.Error.WriteLine($"  {name} T={seq} round {r} {run.Row.Policy.ToString().ToLowerInvariant(),-9} predicted {F(time.Step * 1e3)} ms, measured {F(ms)} ms");
                 }
             }
@@ -123,9 +152,9 @@ internal static partial class PlanVsMeasuredBench
         {
             result[p] = p switch
             {
-                PolicyKind.Keep => (PlanSearch.Plan(request, Strategy.Keep).Policy!, "keep"),
-                PolicyKind.Recompute => (PlanSearch.Plan(request, Strategy.DeepSpeed).Policy!, "deepspeed"),
-                PolicyKind.Memo => (PlanSearch.Plan(request, Strategy.Memo).Policy!, "memo"),
+                PolicyKind.Keep => (StrategySearch.Plan(request, Strategy.Keep).Policy!, "keep"),
+                PolicyKind.Recompute => (StrategySearch.Plan(request, Strategy.DeepSpeed).Policy!, "deepspeed"),
+                PolicyKind.Memo => (StrategySearch.Plan(request, Strategy.Memo).Policy!, "memo"),
                 _ => (MemoryPolicy.Swap(layers), "(memo at alpha 1)"),
             };
         }
@@ -154,7 +183,7 @@ internal static partial class PlanVsMeasuredBench
             sb.AppendLine("time the thread was descheduled by other jobs is not counted. The copy engine's thread is not counted either.");
         }
         sb.AppendLine();
-        sb.AppendLine("| model | tokens | policy | planner strategy | alpha | device peak planned | device peak measured | predicted ms | measured ms | predicted / measured | predicted fwd / bwd / recompute / head+opt / copy ms |");
+        sb.AppendLine("| model | tokens | policy | planner strategy (or fixed alpha) | alpha | device peak planned | device peak measured | predicted ms | measured ms | predicted / measured | predicted fwd / bwd / recompute / head+opt / copy ms |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
         {
@@ -166,6 +195,39 @@ internal static partial class PlanVsMeasuredBench
             sb.AppendLine($"| {r.Model} | {r.Seq} | {r.Policy.ToString().ToLowerInvariant()} | {r.Strategy} | {(double.IsNaN(r.Alpha) ? "-" : F(r.Alpha, "0.###"))} | " +
                 $"{r.PlannedPeak:N0} | {r.MeasuredPeak:N0}{(r.PlannedPeak == r.MeasuredPeak ? "" : " (differs)")} | {F(Median(r.Predicted))} | {F(Median(r.Measured))} | " +
                 $"{F(Median(r.Ratios), "0.00")} | {parts} |");
+        }
+        sb.AppendLine();
+        sb.AppendLine("#### Memo's token-wise recompute and swap volume, predicted vs measured");
+        sb.AppendLine();
+        sb.AppendLine("Recompute: the planner's `recompute` time (the (1 - alpha) tokens' pre- and post-attention ops of every swapped layer) against the");
+        sb.AppendLine("engine's measured recompute time (`recompute_ms` of `memo train`), medians over the rounds. Swap: bytes copied to the host per step,");
+        sb.AppendLine("the planner's (half its both-way `swap_bytes`) against the engine's `swapped_bytes`.");
+        sb.AppendLine();
+        sb.AppendLine("| model | tokens | run | alpha | recompute ms predicted | recompute ms measured | predicted / measured | swapped out, predicted B | swapped out, measured B |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var r in rows.Where(r => r.Policy is PolicyKind.Memo or PolicyKind.Swap))
+        {
+            double pr = Median(r.PredictedRecomputeMs), me = Median(r.MeasuredRecomputeMs);
+            sb.AppendLine($"| {r.Model} | {r.Seq} | {r.Strategy} | {F(r.Alpha, "0.###")} | {F(pr)} | {F(me)} | {(me > 0 ? F(pr / me, "0.00") : "-")} | " +
+                $"{r.PredictedSwapOutBytes:N0} | {r.MeasuredSwapOutBytes:N0}{(r.PredictedSwapOutBytes == r.MeasuredSwapOutBytes ? "" : " (differs)")} |");
+        }
+        sb.AppendLine();
+        sb.AppendLine("#### The GPU memory model's formula against the engine's planned arena");
+        sb.AppendLine();
+        sb.AppendLine("Formula: `MemoryModel.PerDevice` (the per-device formula `memo plan` uses for GPUs: inventory rows x tokens, three phases,");
+        sb.AppendLine("its own workspace rules) at the engine's dtypes (fp32), one device, the engine's 256-token head chunk. Arena: the engine's");
+        sb.AppendLine("planned layout (`MemoryLayout.Build`, buffers with lifespans, offsets by the planner), which is what `memo train` measures.");
+        sb.AppendLine("The two are computed independently, so they can and do disagree; the columns show where.");
+        sb.AppendLine();
+        sb.AppendLine("| model | tokens | run | formula peak B | arena peak B | formula / arena | static (formula / arena) | activations kept+staging+recompute (formula / arena) | workspaces (formula / arena) |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var r in rows.Where(r => r.Formula is not null && r.Arena is not null))
+        {
+            var f = r.Formula!;
+            var a = r.Arena!;
+            long fs = f.Parameters + f.Gradients + f.OptimizerState, as_ = a.Parameters + a.Gradients + a.OptimizerState;
+            long fa = f.KeptActivations + f.SwapStaging + f.RecomputeBuffers, aa = a.KeptActivations + a.SwapStaging + a.RecomputeBuffers;
+            sb.AppendLine($"| {r.Model} | {r.Seq} | {r.Strategy} | {f.Peak:N0} | {a.Peak:N0} | {F((double)f.Peak / a.Peak, "0.000")} | {fs:N0} / {as_:N0} | {fa:N0} / {aa:N0} | {f.Workspaces:N0} / {a.Workspaces:N0} |");
         }
         var ratios = rows.Select(r => Median(r.Ratios)).ToArray();
         sb.AppendLine();

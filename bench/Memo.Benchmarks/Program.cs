@@ -19,6 +19,8 @@ public static class Program
           plan-vs-measured [--configs llama-small:1024,llama-small:2048,llama-small:4096,gpt2-tiny:1024]
                  [--policies keep,recompute,swap,memo] [--threads 2] [--rounds 5] [--calibrate-seconds 0.1] [--clock wall|thread] [--out FILE.md]
                  memo plan --gpu cpu --measure vs measured training steps: step time ratio and device peak
+          tokenize [--size 1GB] [--slice 32MB] [--rounds 3] [--tokenizer gpt2] [--work DIR] [--memo PATH] [--out FILE.md]
+                 memo tokenize (MB/s, peak RSS) vs the tokenizer library's own EncodeToIds throughput
           bdn [BenchmarkDotNet args]   BenchmarkDotNet classes (default filter: all)
         """;
 
@@ -45,6 +47,8 @@ public static class Program
                     return MinimallocBench.Run(args[1..]);
                 case "plan-vs-measured":
                     return PlanVsMeasuredBench.Run(args[1..]);
+                case "tokenize":
+                    return TokenizeBench.Run(args[1..]);
                 case "bdn":
                     BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
                         .Run(args.Length > 1 ? args[1..] : ["--filter", "*"]);

@@ -14,7 +14,7 @@ internal static class EvalCommand
     {
         var checkpoint = CliOptions.Text("--checkpoint", "checkpoint directory (config.json + model.safetensors)");
         checkpoint.Required = true;
-        var data = CliOptions.Text("--data", "a text file (byte tokens) or llm.c token shard(s)");
+        var data = CliOptions.Text("--data", "a text file (the checkpoint's tokenizer, else byte tokens) or token shard(s)");
         data.Required = true;
         var seq = CliOptions.Count("--seq", "sequence length T", 256);
         var batch = CliOptions.Int("--batch", "batch rows B", 1);
@@ -34,6 +34,12 @@ internal static class EvalCommand
         var cfg = Checkpoint.ReadConfig(dir);
         if (cfg.HasLearnedPositions && seq > cfg.MaxPositions)
             throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of this gpt2 model; use --seq {cfg.MaxPositions} or less");
+        using (var tokenizer = Memo.Text.TokenizerRegistry.FromCheckpoint(dir))
+        {
+            // A text file is read with the checkpoint's tokenizer when it has one (tokenized once, cached).
+            if (tokenizer != null && File.Exists(dataPath) && !TokenShards.LooksLikeShard(dataPath) && !dataPath.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+                dataPath = TokenCache.Resolve(dataPath, tokenizer, null);
+        }
         using var source = DataSources.Open(dataPath, cfg.VocabSize);
         using var backend = BackendRegistry.Create(backendName);
         using var model = new Transformer(backend, cfg, batch, seq);

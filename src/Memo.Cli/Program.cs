@@ -24,6 +24,7 @@ public static class Program
         Memo.Cli.Commands.AllocateCommand.Create(),
         Memo.Cli.Commands.FragmentationCommand.Create(),
         Memo.Cli.Commands.TraceCommand.Create(),
+        Memo.Cli.Commands.TokenizeCommand.Create(),
     ];
 
     /// <summary>Parses and invokes, mapping parse errors and <see cref="MemoException"/> to one stderr line and exit code 2.</summary>

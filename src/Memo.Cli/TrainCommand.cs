@@ -63,11 +63,16 @@ internal static class TrainCommand
         var poison = CliOptions.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
         var dryRun = CliOptions.Flag("--dry-run", "print the memory report and stop before training");
         var backend = CliOptions.Text("--backend", "kernels to run on: cpu (vectorized, all threads) or reference (scalar, one thread; for checking)", "cpu");
+        var tokenizer = CliOptions.Text("--tokenizer", $"tokenizer for a text --data file (tokenized once, cached) and saved with checkpoints: {Memo.Text.TokenizerRegistry.Help} (default: --init's tokenizer)");
+        var tokenCache = CliOptions.Text("--token-cache", "directory for the tokenized text (default: FILE.memo-tokens next to the file)");
+        var init = CliOptions.Text("--init", "start from the weights of this checkpoint directory (Memo's or a Hugging Face one: sharded, bf16/fp16/fp32) with a fresh optimizer");
+        var ropeTheta = CliOptions.Text("--rope-theta", "llama: new rope_theta (e.g. to extend the context of an --init model)");
+        var ropeScaling = CliOptions.Text("--rope-scaling", "llama: rope_scaling TYPE:key=value,... with TYPE linear, dynamic, llama3 or yarn and keys as in config.json (e.g. yarn:factor=4)");
 
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, hostStore, profile, poison, dryRun, evalSamples, backend,
+            policy, alpha, deviceMemory, hostMemory, hostStore, profile, poison, dryRun, evalSamples, backend, init, ropeTheta, ropeScaling, tokenizer, tokenCache,
         };
         cmd.SetAction(p =>
         {
@@ -98,6 +103,11 @@ internal static class TrainCommand
                 Profile = p.GetValue(profile),
                 DryRun = p.GetValue(dryRun),
                 Backend = p.GetValue(backend)!,
+                InitDir = p.GetValue(init),
+                RopeTheta = p.GetValue(ropeTheta),
+                RopeScalingText = p.GetValue(ropeScaling),
+                Tokenizer = p.GetValue(tokenizer),
+                TokenCache = p.GetValue(tokenCache),
             };
             return Run(o);
         });
@@ -131,6 +141,40 @@ internal static class TrainCommand
         public bool DryRun { get; init; }
         public bool Profile { get; init; }
         public string Backend { get; init; } = "cpu";
+        public string? InitDir { get; init; }
+        public string? RopeTheta { get; init; }
+        public string? RopeScalingText { get; init; }
+        public string? Tokenizer { get; init; }
+        public string? TokenCache { get; init; }
+    }
+
+    /// <summary>The run's tokenizer: --tokenizer, else the one saved in --resume's or --init's checkpoint (null: byte-level text or shards).</summary>
+    private static Memo.Text.TextTokenizer? OpenTokenizer(TrainArgs a)
+    {
+        if (a.Tokenizer != null)
+        {
+            if (a.ResumeDir != null) throw new MemoException("--resume uses the checkpoint's data and tokenizer: drop --tokenizer");
+            return Memo.Text.TokenizerRegistry.Open(a.Tokenizer);
+        }
+        string? dir = a.ResumeDir ?? a.InitDir;
+        return dir != null ? Memo.Text.TokenizerRegistry.FromCheckpoint(dir) : null;
+    }
+
+    /// <summary>The model config of a new run: --init's checkpoint or --model, with --rope-theta/--rope-scaling applied.</summary>
+    internal static ModelConfig ResolveConfig(TrainArgs a)
+    {
+        if (a.InitDir != null && a.ModelGiven)
+            throw new MemoException("--init and --model both name a model; --init takes the config from the checkpoint, so drop --model");
+        var cfg = a.InitDir != null ? Checkpoint.ReadConfig(a.InitDir) : Presets.Resolve(a.Model);
+        double? theta = null;
+        if (a.RopeTheta != null)
+        {
+            if (!double.TryParse(a.RopeTheta, NumberStyles.Float, CultureInfo.InvariantCulture, out var t) || !(t > 0) || !double.IsFinite(t))
+                throw new MemoException($"--rope-theta must be a positive number (got '{a.RopeTheta}')");
+            theta = t;
+        }
+        var scaling = a.RopeScalingText != null ? RopeScaling.Parse(a.RopeScalingText) : null;
+        return cfg.WithRope(theta, scaling);
     }
 
     internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison, string hostStore = "memory")
@@ -166,6 +210,8 @@ internal static class TrainCommand
         TrainHyper hyper;
         if (a.ResumeDir != null)
         {
+            if (a.InitDir != null || a.RopeTheta != null || a.RopeScalingText != null)
+                throw new MemoException("--resume continues a run with its own config and weights: drop --init, --rope-theta and --rope-scaling");
             cfg = Checkpoint.ReadConfig(a.ResumeDir);
             resumed = PeekState(a.ResumeDir);
             dataSpec = resumed.DataDescription;
@@ -178,7 +224,7 @@ internal static class TrainCommand
         }
         else
         {
-            cfg = Presets.Resolve(a.Model);
+            cfg = ResolveConfig(a);
             dataSpec = a.Data != null ? "file:" + Path.GetFullPath(a.Data) : "task:" + a.Task;
             seed = (ulong)a.Seed;
             if (a.Batch < 1) throw new MemoException($"--batch must be at least 1 (got {a.Batch})");
@@ -212,6 +258,15 @@ internal static class TrainCommand
         }
         if (cfg.HasLearnedPositions && seq > cfg.MaxPositions)
             throw new MemoException($"--seq {seq} exceeds max_position_embeddings {cfg.MaxPositions} of gpt2 model '{cfg.Name}'; use --seq {cfg.MaxPositions} or less");
+        using var tokenizer = OpenTokenizer(a);
+        if (tokenizer != null && tokenizer.VocabSize > cfg.VocabSize)
+            throw new MemoException($"tokenizer {tokenizer.Name} has {tokenizer.VocabSize} ids but the model's vocab_size is {cfg.VocabSize}; use a model with vocab_size >= {tokenizer.VocabSize}");
+        if (tokenizer != null && resumed == null && a.Data != null && File.Exists(a.Data) && !TokenShards.LooksLikeShard(a.Data)
+            && !a.Data.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+        {
+            if (a.DryRun) Console.Error.WriteLine($"data    {a.Data} would be tokenized with {tokenizer.Name}");
+            else dataSpec = "file:" + TokenCache.Resolve(a.Data, tokenizer, a.TokenCache, Console.Error.WriteLine);
+        }
         if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
         if (a.CheckpointEvery < 1) throw new MemoException($"--checkpoint-every must be at least 1 (got {a.CheckpointEvery})");
 
@@ -245,6 +300,10 @@ internal static class TrainCommand
             trainer.Step = state.Step;
             source.Seek(state.DataPosition);
         }
+        else if (a.InitDir != null)
+        {
+            Checkpoint.LoadWeights(a.InitDir, model);
+        }
         else
         {
             Initializer.Initialize(model, seed);
@@ -266,6 +325,7 @@ internal static class TrainCommand
         if (hyper.Curriculum.Count > 0)
             console.WriteLine($"length curriculum {SeqStage.Format(hyper.Curriculum)} (SEQxSTEPS), then {seq} from step {hyper.CurriculumSteps + 1}");
         if (resumed != null) console.WriteLine($"resumed from {a.ResumeDir} at step {trainer.Step}");
+        if (a.InitDir != null) console.WriteLine($"weights from {a.InitDir} (fresh optimizer)");
 
         using var logWriter = a.LogFile != null ? OpenLog(a.LogFile, append: resumed != null) : null;
         var history = new List<StepMetrics>();
@@ -279,7 +339,7 @@ internal static class TrainCommand
                 logWriter?.WriteLine(LogLine(m));
                 logWriter?.Flush();
                 if (a.CheckpointDir != null && (trainer.Step % a.CheckpointEvery == 0 || trainer.Step == totalSteps))
-                    SaveCheckpoint(a.CheckpointDir, trainer, dataSpec, seed, totalSteps);
+                    SaveCheckpoint(a.CheckpointDir, trainer, dataSpec, seed, totalSteps, tokenizer);
                 onStep(m);
             }
         });
@@ -295,7 +355,7 @@ internal static class TrainCommand
         if (a.EvalSamples > 0 && dataSpec.StartsWith("task:", StringComparison.Ordinal)) HeldOut(trainer, dataSpec, seed, cfg.VocabSize, a.EvalSamples);
         if (a.SaveDir != null)
         {
-            Checkpoint.Save(a.SaveDir, model);
+            Checkpoint.Save(a.SaveDir, model, tokenizer: tokenizer);
             console.WriteLine($"saved model to {a.SaveDir}");
         }
         return 0;
@@ -321,10 +381,10 @@ internal static class TrainCommand
         return Checkpoint.ReadState(path);
     }
 
-    private static void SaveCheckpoint(string dir, Trainer t, string dataSpec, ulong seed, long totalSteps)
+    private static void SaveCheckpoint(string dir, Trainer t, string dataSpec, ulong seed, long totalSteps, Memo.Text.TextTokenizer? tokenizer)
     {
         var state = new TrainerState(t.Step, t.Optimizer.StepCount, t.Data.Position, dataSpec, seed, t.Batch, t.Seq, t.GradAccum, totalSteps, t.Hyper);
-        Checkpoint.Save(dir, t.Model, t.Optimizer, state);
+        Checkpoint.Save(dir, t.Model, t.Optimizer, state, tokenizer);
     }
 
     private static StreamWriter OpenLog(string path, bool append)

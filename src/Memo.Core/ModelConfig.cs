@@ -32,6 +32,13 @@ public sealed record ModelConfig
     public required int MaxPositions { get; init; }
     public bool TieWordEmbeddings { get; init; }
 
+    /// <summary>llama <c>rope_scaling</c> (linear, dynamic, llama3, yarn); null for plain RoPE.</summary>
+    public RopeScaling? RopeScaling { get; init; }
+
+    /// <summary><c>torch_dtype</c> of the checkpoint this config came from (informational: Memo loads every float dtype into
+    /// fp32 master weights and writes fp32 tensors, so <see cref="ToJson"/> always says float32).</summary>
+    public string TorchDtype { get; init; } = "float32";
+
     /// <summary>Name this config was made from (a preset name or a file path); informational only.</summary>
     public string Name { get; init; } = "custom";
 
@@ -69,7 +76,31 @@ public sealed record ModelConfig
         Need(MaxPositions > 0, $"max_position_embeddings must be positive (got {MaxPositions})");
         Need(NormEps > 0 && double.IsFinite(NormEps), $"norm epsilon must be a positive number (got {NormEps})");
         Need(RopeTheta > 0 && double.IsFinite(RopeTheta), $"rope_theta must be a positive number (got {RopeTheta})");
+        Need(RopeScaling == null || Family == ModelFamily.Llama, "gpt2 has learned positions, not rotary embeddings: remove rope_scaling");
         return this;
+    }
+
+    /// <summary>
+    /// This config with a new rope_theta and/or rope_scaling, for extending the context of a trained model
+    /// (<c>--rope-theta</c>, <c>--rope-scaling</c>). A scaling that names no original_max_position_embeddings gets
+    /// this config's max_position_embeddings as the original (llama3 and yarn), and max_position_embeddings becomes
+    /// original x factor (linear, llama3, yarn; dynamic keeps it, since its formula reads it as the original length).
+    /// </summary>
+    public ModelConfig WithRope(double? ropeTheta, RopeScaling? scaling)
+    {
+        if ((ropeTheta != null || scaling != null) && Family != ModelFamily.Llama)
+            throw new MemoException($"{ModelType} model '{Name}' has learned positions: --rope-theta and --rope-scaling apply to llama models only");
+        var c = this;
+        if (ropeTheta != null) c = c with { RopeTheta = ropeTheta.Value };
+        if (scaling != null)
+        {
+            if (scaling.Type is "yarn" or "llama3" && scaling.OriginalMaxPositions == null)
+                scaling = scaling with { OriginalMaxPositions = MaxPositions };
+            int original = scaling.OriginalMaxPositions ?? MaxPositions;
+            int max = scaling.Type == "dynamic" ? MaxPositions : (int)Math.Min(int.MaxValue, Math.Round(original * scaling.Factor));
+            c = c with { RopeScaling = scaling, MaxPositions = max };
+        }
+        return c.Validate();
     }
 
     /// <summary>Total parameter count (tied head counted once).</summary>
@@ -151,6 +182,8 @@ public sealed record ModelConfig
             NormEps = Dbl("rms_norm_eps", "layer_norm_epsilon") ?? 1e-5,
             MaxPositions = OptInt("max_position_embeddings", "n_positions") ?? (family == ModelFamily.Gpt2 ? 1024 : 4096),
             TieWordEmbeddings = o["tie_word_embeddings"] is JsonValue t ? t.GetValue<bool>() : family == ModelFamily.Gpt2,
+            RopeScaling = RopeScaling.FromJson(o["rope_scaling"], source),
+            TorchDtype = Str(o, "torch_dtype") ?? Str(o, "dtype") ?? "float32",
         };
         return cfg.Validate();
     }
@@ -173,11 +206,12 @@ public sealed record ModelConfig
             o["intermediate_size"] = IntermediateSize;
             o["vocab_size"] = VocabSize;
             o["rope_theta"] = RopeTheta;
+            if (RopeScaling != null) o["rope_scaling"] = RopeScaling.ToJson();
             o["rms_norm_eps"] = NormEps;
             o["max_position_embeddings"] = MaxPositions;
             o["tie_word_embeddings"] = TieWordEmbeddings;
             o["hidden_act"] = "silu";
-            o["torch_dtype"] = "float32";
+            o["torch_dtype"] = "float32"; // Memo writes float32 tensors
         }
         else
         {
@@ -192,11 +226,11 @@ public sealed record ModelConfig
             o["layer_norm_epsilon"] = NormEps;
             o["activation_function"] = "gelu_new";
             o["tie_word_embeddings"] = true;
-            o["torch_dtype"] = "float32";
+            o["torch_dtype"] = "float32"; // Memo writes float32 tensors
         }
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{ModelType} {Name}: layers={NumLayers} hidden={HiddenSize} heads={NumHeads}/{NumKvHeads} ffn={IntermediateSize} vocab={VocabSize} params={ParameterCount / 1e6:0.##}M");
+        $"{ModelType} {Name}: layers={NumLayers} hidden={HiddenSize} heads={NumHeads}/{NumKvHeads} ffn={IntermediateSize} vocab={VocabSize} params={ParameterCount / 1e6:0.##}M{(RopeScaling != null ? $" rope_scaling={RopeScaling.Type}x{RopeScaling.Factor}" : "")}");
 }

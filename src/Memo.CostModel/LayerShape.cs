@@ -31,7 +31,11 @@ public sealed class LayerShape
             switch (r.Kind)
             {
                 case ActivationKind.Skeleton: SkeletonBytesPerToken += bytes; savedSizes.Add(bytes); break;
-                case ActivationKind.TokenLocal: TokenLocalBytesPerToken += bytes; savedSizes.Add(bytes); break;
+                case ActivationKind.TokenLocal:
+                    TokenLocalBytesPerToken += bytes;
+                    savedSizes.Add(bytes);
+                    if (!r.AlwaysF32 && r.Producer is LayerOp.Norm1 or LayerOp.Norm2 or LayerOp.MlpActivation) SelectiveBytesPerToken += bytes;
+                    break;
                 default: TransientBytesPerToken += bytes; break;
             }
         }
@@ -64,6 +68,12 @@ public sealed class LayerShape
 
     /// <summary>Saved rows that can be recomputed token by token, bytes per token.</summary>
     public long TokenLocalBytesPerToken { get; }
+
+    /// <summary>
+    /// Saved rows written by element-wise ops (norm outputs, MLP activation output; their fp32 statistics stay),
+    /// which selective recomputation drops and rebuilds from their inputs, bytes per token.
+    /// </summary>
+    public long SelectiveBytesPerToken { get; }
 
     /// <summary>Rows that live only inside the layer's pass, bytes per token.</summary>
     public long TransientBytesPerToken { get; }
@@ -108,6 +118,13 @@ public sealed class LayerShape
     /// <summary>Model FLOPs of one training step: 3 x forward (backward counted as 2 x), no recomputation counted.</summary>
     public double ModelFlopsPerStep(long sequences, long seq) =>
         3.0 * (Model.NumLayers * LayerForwardFlops(sequences, seq) + HeadFlopsPerToken * sequences * seq);
+
+    /// <summary>
+    /// Model FLOPs of one training step with attention counted over the full s x s score matrix (the convention of
+    /// MFU figures that ignore the causal mask): <see cref="ModelFlopsPerStep"/> plus the masked half of attention.
+    /// </summary>
+    public double ModelFlopsPerStepFullAttention(long sequences, long seq) =>
+        ModelFlopsPerStep(sequences, seq) + 3.0 * Model.NumLayers * AttentionFlops(sequences, seq);
 
     private long WidthOf(LayerOp op)
     {

@@ -24,7 +24,48 @@ public static class PlanJson
             ["profile"] = r.Device.ToJson(),
         };
         if (r.Device.CpuEngine) o["threads"] = r.EngineThreads;
+        o["lm_head"] = r.LogitsChunkTokens is null ? "whole" : "chunked";
+        o["logits_chunk_tokens"] = r.LogitsChunkTokens;
+        o["features_disabled"] = new JsonArray(r.Without.Order(StringComparer.Ordinal).Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
+        o["mfu_conventions"] = new JsonObject
+        {
+            ["mfu"] = "model FLOPs with attention counted for the causal half (QK^T and PV over s^2/2 pairs), as the MEMO paper counts; 3 x forward, recomputation not counted",
+            ["mfu_full_attention"] = "the same with attention counted over the full s^2 score matrix",
+        };
+        o["assumptions"] = Assumptions(r);
         return o;
+    }
+
+    /// <summary>Every assumed figure with its value, kind and source.</summary>
+    public static JsonArray Assumptions(PlanRequest r) =>
+        new(CostModel.Assumptions.For(r).Select(a => (JsonNode?)new JsonObject
+        {
+            ["key"] = a.Key,
+            ["value"] = a.Value,
+            ["unit"] = a.Unit,
+            ["kind"] = a.Kind,
+            ["source"] = a.Source,
+        }).ToArray());
+
+    /// <summary>The sensitivity table: per parameter, each strategy's fit, alpha, MFU and device peak worse / base / better.</summary>
+    public static JsonArray Sensitivity(IReadOnlyList<SensitivityRow> rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        static JsonArray Three<T>(T a, T b, T c) => new(JsonValue.Create(a), JsonValue.Create(b), JsonValue.Create(c));
+        return new JsonArray(rows.Select(row => (JsonNode?)new JsonObject
+        {
+            ["parameter"] = row.Parameter.Key,
+            ["change"] = row.Parameter.Change,
+            ["values"] = Three(row.WorseValue, row.BaseValue, row.BetterValue),
+            ["strategies"] = new JsonArray(row.Base.Select((b, i) => (JsonNode?)new JsonObject
+            {
+                ["strategy"] = StrategyPlan.StrategyName(b.Strategy),
+                ["fits"] = Three(row.Worse[i].Fits, b.Fits, row.Better[i].Fits),
+                ["mfu"] = Three(row.Worse[i].Mfu, b.Mfu, row.Better[i].Mfu),
+                ["alpha"] = Three(row.Worse[i].Alpha, b.Alpha, row.Better[i].Alpha),
+                ["device_peak_bytes"] = Three(row.Worse[i].DevicePeakBytes, b.DevicePeakBytes, row.Better[i].DevicePeakBytes),
+            }).ToArray()),
+        }).ToArray());
     }
 
     public static JsonObject Plan(StrategyPlan p)
@@ -53,7 +94,27 @@ public static class PlanJson
             ["step_seconds"] = p.StepSeconds,
             ["tokens_per_s"] = p.TokensPerSecond,
             ["mfu"] = p.Mfu,
+            ["mfu_causal"] = p.Mfu,
+            ["mfu_full_attention"] = p.MfuFullAttention,
             ["model_flops"] = p.ModelFlops,
+            ["model_flops_full_attention"] = p.ModelFlopsFullAttention,
+            ["pipeline_stages"] = p.Layout?.Pp,
+            ["features"] = new JsonObject
+            {
+                ["list"] = new JsonArray(p.FeatureList.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
+                ["checkpointing"] = p.Checkpointing,
+                ["selective_recompute"] = p.Features.SelectiveRecompute,
+                ["cpu_checkpointing"] = p.Features.CpuCheckpointing,
+                ["offloaded_layers"] = p.Features.OffloadedLayers,
+                ["pipeline_stages"] = p.Layout?.Pp,
+                ["zero_stage"] = p.Layout?.ZeroStage,
+                ["lm_head"] = p.LogitsChunkTokens is null ? "whole" : "chunked",
+                ["logits_chunk_tokens"] = p.LogitsChunkTokens,
+                ["vocab_parallel"] = p.Layout is { Tp: > 1 },
+                ["allocator"] = p.Strategy is Strategy.Memo or Strategy.Keep || p.FragmentationSource.StartsWith("the engine", StringComparison.Ordinal) ? "planned arena" : "caching allocator",
+                ["fragmentation_factor"] = p.FragmentationFactor,
+                ["fragmentation_source"] = p.FragmentationSource,
+            },
         };
         if (p.Memory is { } m)
         {
@@ -77,6 +138,7 @@ public static class PlanJson
                 ["head_s"] = t.Head,
                 ["optimizer_s"] = t.Optimizer,
                 ["data_parallel_s"] = t.DataParallel,
+                ["pipeline_s"] = t.Pipeline,
                 ["layer_communication_s"] = t.LayerCommunication,
                 ["swap_bytes_per_gpu"] = t.SwapBytes,
                 ["predicted_step_s"] = t.Step,

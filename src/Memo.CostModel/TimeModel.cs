@@ -1,63 +1,5 @@
 namespace Memo.CostModel;
 
-/// <summary>Times of one decoder layer on one device, seconds.</summary>
-public sealed record LayerTimes
-{
-    /// <summary>GEMMs of the forward pass.</summary>
-    public double Gemm { get; init; }
-
-    /// <summary>Causal attention forward (after overlap with the context-parallel ring).</summary>
-    public double Attention { get; init; }
-
-    /// <summary>Memory-bound elementwise work (norms, activation function, residuals) of the forward pass.</summary>
-    public double Elementwise { get; init; }
-
-    /// <summary>Communication of the forward pass that is not overlapped (tensor-parallel collectives, all-to-alls).</summary>
-    public double Communication { get; init; }
-
-    /// <summary>Forward pass, everything included.</summary>
-    public double Forward { get; init; }
-
-    /// <summary>Backward pass (2x GEMMs, attention backward at 2.5x its forward FLOPs, communication).</summary>
-    public double Backward { get; init; }
-
-    /// <summary>Re-running a whole layer (full recomputation): one more forward.</summary>
-    public double FullRecompute => Forward;
-
-    /// <summary>Token-wise recomputation of every token: the GEMMs up to the last token-local row, elementwise work and their gathers.</summary>
-    public double TokenRecomputeAll { get; init; }
-
-    /// <summary>Exposed + overlapped communication of forward and backward, for reports.</summary>
-    public double CommunicationTotal { get; init; }
-}
-
-/// <summary>Predicted step time, split by where the time goes.</summary>
-public sealed record StepTime
-{
-    public double Forward { get; init; }
-    public double Backward { get; init; }
-    public double Recompute { get; init; }
-
-    /// <summary>Swap copy time not hidden behind compute.</summary>
-    public double SwapExposed { get; init; }
-
-    /// <summary>LM head and loss, forward and backward.</summary>
-    public double Head { get; init; }
-
-    public double Optimizer { get; init; }
-
-    /// <summary>Gradient reduce-scatter and parameter all-gather across data/context-parallel ranks.</summary>
-    public double DataParallel { get; init; }
-
-    /// <summary>Communication time inside layers (included in forward/backward), for reports.</summary>
-    public double LayerCommunication { get; init; }
-
-    /// <summary>Host-device bytes copied per device per step (both directions).</summary>
-    public long SwapBytes { get; init; }
-
-    public double Step => Forward + Backward + Recompute + SwapExposed + Head + Optimizer + DataParallel;
-}
-
 /// <summary>
 /// Step-time model: FLOPs from <see cref="LayerShape"/>, divided over the devices sharing a sequence, at the
 /// profile's peak times its efficiency factors; memory-bound work at memory bandwidth; collectives at the link
@@ -134,38 +76,67 @@ public static class TimeModel
     /// The whole step for a policy. Swapped layers overlap their copy with compute: in forward a layer's copy to the
     /// host runs while the next layer computes (two rounding buffers), so a layer costs max(forward, copy); in
     /// backward layer i's prefetch runs while layer i+1 computes, so a layer costs max(backward + recompute, copy).
+    /// Megatron's offloaded layers overlap the same way; DeepSpeed's cpu_checkpointing copies block. Selective
+    /// recomputation re-runs the dropped element-wise rows at memory bandwidth. Under pipeline parallelism each
+    /// sequence is one micro-batch and 1F1B takes (micro-batches + stages - 1) stage slots.
     /// </summary>
-    public static StepTime Step(LayerShape shape, ParallelLayout lay, DeviceProfile dev, long batch, long seq, MemoryPolicy policy, MemoryBreakdown memory)
+    public static StepTime Step(LayerShape shape, ParallelLayout lay, DeviceProfile dev, long batch, long seq, MemoryPolicy policy, MemoryBreakdown memory, StrategyFeatures? features = null)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(dev);
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(memory);
-        var t = Layer(shape, lay, dev, batch, seq);
-        int L = shape.Model.NumLayers;
+        var f = features ?? StrategyFeatures.None;
+        int pp = Math.Max(1, lay.Pp);
+        long micro = pp > 1 ? 1 : batch;               // sequences computed together
+        long microBatches = pp > 1 ? batch : 1;
+        var t = Layer(shape, lay, dev, micro, seq);
+        int L = shape.Model.NumLayers / pp;
         double fwd = 0, bwd = 0, rec = 0, exposed = 0;
         long copied = 0;
         double link = dev.ConcurrentHostLinkBandwidth;
+        double shards = lay.SequenceShards;
+        double tokens = (double)micro * seq;
+        int recomputed = policy.Kind == PolicyKind.Recompute ? Math.Min(policy.RecomputedLayers, L) : 0;
+        int offloaded = policy.Kind is PolicyKind.Keep or PolicyKind.Recompute ? Math.Clamp(f.OffloadedLayers, 0, L - recomputed) : 0;
+        double selective = f.SelectiveRecompute ? 2.0 * shape.SelectiveBytesPerToken * tokens / shards / dev.MemoryBandwidth : 0;
         for (int i = 0; i < L; i++)
         {
-            double f = t.Forward, b = t.Backward, r = 0;
-            if (policy.Kind == PolicyKind.Recompute && i < policy.RecomputedLayers) r = t.FullRecompute;
+            double fl = t.Forward, b = t.Backward, r = 0;
+            if (i < recomputed)
+            {
+                r = t.FullRecompute;
+                if (f.CpuCheckpointing)
+                {
+                    exposed += 2.0 * memory.LayerInputBytes / link; // blocking copy out after the forward, back before the recompute
+                    copied += 2 * memory.LayerInputBytes;
+                }
+            }
+            else if (i < recomputed + offloaded)
+            {
+                double copy = memory.LayerKeptBytes / link;
+                exposed += Math.Max(0, copy - fl) + Math.Max(0, copy - b);
+                copied += 2 * memory.LayerKeptBytes;
+                if (f.SelectiveRecompute) r = selective;
+            }
+            else if (policy.Kind is PolicyKind.Keep or PolicyKind.Recompute && f.SelectiveRecompute)
+            {
+                r = selective;
+            }
             if (policy.Kind is PolicyKind.Swap or PolicyKind.Memo && MemoryPolicy.IsSwapped(i, L))
             {
                 double a = policy.Alphas is { } al && i < al.Count ? al[i] : 1.0;
                 r = (1 - a) * t.TokenRecomputeAll;
                 long bytes = memory.LayerSkeletonBytes + (long)Math.Round(a * memory.LayerTokenLocalBytes);
                 double copy = bytes / link;
-                exposed += Math.Max(0, copy - f) + Math.Max(0, copy - (b + r));
+                exposed += Math.Max(0, copy - fl) + Math.Max(0, copy - (b + r));
                 copied += 2 * bytes;
             }
-            fwd += f;
+            fwd += fl;
             bwd += b;
             rec += r;
         }
 
-        double shards = lay.SequenceShards;
-        double tokens = (double)batch * seq;
         double tokensPerGroup = tokens / lay.Cp;
         int act = shape.Precision.ActivationBytes;
         double headGemm = shape.HeadFlopsPerToken * tokens / shards / (dev.PeakFlops * dev.GemmEfficiency);
@@ -181,7 +152,24 @@ public static class TimeModel
         double dp = 0;
         int group = lay.Cp * lay.Dp;
         if (lay.ZeroStage < 3 && group > 1)
-            dp = (group - 1.0) / group * memory.ParametersPerDevice * (p.GradientBytes + p.ParameterBytes) / Bandwidth(dev, lay.Gpus);
+            dp = (group - 1.0) / group * memory.ParametersPerDevice * (p.GradientBytes + p.ParameterBytes) / Bandwidth(dev, lay.StageGpus);
+
+        double pipeline = 0;
+        if (pp > 1)
+        {
+            // 1F1B: m micro-batches through pp stages take (m + pp - 1) slots of one stage's layers; the last stage
+            // also runs the head (counted once per micro-batch below). Each boundary sends the residual stream forward
+            // and its gradient back once per micro-batch.
+            double stage = fwd + bwd + rec + exposed;
+            double send = shape.ResidualWidth * act * tokensPerGroup / lay.Tp / Bandwidth(dev, lay.Gpus);
+            pipeline = (pp - 1) * stage + 2.0 * (pp - 1 + microBatches - 1) * send;
+            fwd *= microBatches;
+            bwd *= microBatches;
+            rec *= microBatches;
+            exposed *= microBatches;
+            head *= microBatches;
+            copied *= microBatches;
+        }
 
         return new StepTime
         {
@@ -192,6 +180,7 @@ public static class TimeModel
             Head = head,
             Optimizer = optimizer,
             DataParallel = dp,
+            Pipeline = pipeline,
             LayerCommunication = L * t.CommunicationTotal + headGather,
             SwapBytes = copied,
         };

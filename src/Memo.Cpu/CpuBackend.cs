@@ -60,9 +60,9 @@ public sealed unsafe class CpuBackend : IBackend
     public void LayerNormBackward(long rows, int c, float* dy, float* x, float* w, float* mean, float* rstd, float* dx, float* dw, float* db)
         => LayerNorm.Backward(rows, c, dy, x, w, mean, rstd, dx, dw, db, Pool);
 
-    public void RopeTable(long maxPos, int headDim, double theta, float* cos, float* sin)
+    public void RopeTable(long maxPos, ReadOnlySpan<double> invFreq, double scale, float* cos, float* sin)
     {
-        var (c, s) = Rope.Table(maxPos, headDim, theta);
+        var (c, s) = Rope.Table(maxPos, invFreq, scale);
         c.CopyTo(new Span<float>(cos, c.Length));
         s.CopyTo(new Span<float>(sin, s.Length));
     }

@@ -109,7 +109,8 @@ public sealed unsafe partial class Transformer : IDisposable
         {
             _ropeCos = Buf("rope_cos");
             _ropeSin = Buf("rope_sin");
-            _k.RopeTable(maxSeq, config.HeadDim, config.RopeTheta, _ropeCos, _ropeSin);
+            var (invFreq, scale) = RopeFrequencies.Compute(config, maxSeq);
+            _k.RopeTable(maxSeq, invFreq, scale, _ropeCos, _ropeSin);
         }
         _time = DeviceLayout.Timeline;
         _schedule = new ArenaSchedule(DeviceLayout, _arena); // acquires the persistent buffers

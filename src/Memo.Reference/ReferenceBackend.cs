@@ -156,16 +156,16 @@ public sealed unsafe class ReferenceBackend : IBackend
         }
     }
 
-    public void RopeTable(long maxPos, int headDim, double theta, float* cos, float* sin)
+    public void RopeTable(long maxPos, ReadOnlySpan<double> invFreq, double scale, float* cos, float* sin)
     {
-        int half = headDim / 2;
+        int half = invFreq.Length;
         for (long pos = 0; pos < maxPos; pos++)
         {
             for (int i = 0; i < half; i++)
             {
-                double angle = pos / Math.Pow(theta, 2.0 * i / headDim);
-                cos[pos * half + i] = (float)Math.Cos(angle);
-                sin[pos * half + i] = (float)Math.Sin(angle);
+                double angle = pos * invFreq[i];
+                cos[pos * half + i] = (float)(Math.Cos(angle) * scale);
+                sin[pos * half + i] = (float)(Math.Sin(angle) * scale);
             }
         }
     }

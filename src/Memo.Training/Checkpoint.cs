@@ -14,7 +14,7 @@ public sealed record TrainerState(long Step, long AdamStep, long DataPosition, s
 /// <summary>
 /// Checkpoint directories: <c>config.json</c> and <c>model.safetensors</c> (Hugging Face names and
 /// layouts), and <c>trainer.safetensors</c> with the AdamW moments plus the step, data position, seed and
-/// hyperparameters as metadata. A directory is written whole under a temporary name and renamed into
+/// hyperparameters as metadata; the tokenizer's files when the run has one. A directory is written whole under a temporary name and renamed into
 /// place, so a crash never leaves a half-written checkpoint and a failed save never damages the old one.
 /// </summary>
 public static unsafe class Checkpoint
@@ -24,7 +24,7 @@ public static unsafe class Checkpoint
     public const string TrainerFile = "trainer.safetensors";
 
     /// <summary>Writes the model (and, when given, the optimizer and trainer state) to <paramref name="dir"/> atomically.</summary>
-    public static void Save(string dir, Transformer model, AdamWOptimizer? optimizer = null, TrainerState? state = null)
+    public static void Save(string dir, Transformer model, AdamWOptimizer? optimizer = null, TrainerState? state = null, Memo.Text.TextTokenizer? tokenizer = null)
     {
         string full = Path.GetFullPath(dir);
         string parent = Path.GetDirectoryName(full) ?? ".";
@@ -37,6 +37,7 @@ public static unsafe class Checkpoint
             WriteFileAtomic(Path.Combine(tmp, ConfigFile), model.Config.ToJson());
             using (var weights = model.CopyBlockToHost(model.Weights)) WriteTensors(Path.Combine(tmp, ModelFile), model.Layout, weights.Floats, "weights");
             if (optimizer != null && state != null) WriteTrainer(Path.Combine(tmp, TrainerFile), model, optimizer, state);
+            tokenizer?.SaveTo(tmp); // beside config.json, as transformers keeps tokenizer.json / tokenizer.model
             ReplaceDirectory(tmp, full);
         }
         catch
@@ -70,23 +71,16 @@ public static unsafe class Checkpoint
         return ModelConfig.FromJson(File.ReadAllText(path), path);
     }
 
-    /// <summary>Loads a checkpoint's weights into <paramref name="model"/>, checking every name and shape first.</summary>
+    /// <summary>
+    /// Loads a checkpoint's weights into <paramref name="model"/>, checking every name and shape first: Memo's own
+    /// checkpoints and Hugging Face ones as published (sharded with model.safetensors.index.json, F32/F16/BF16).
+    /// </summary>
     public static void LoadWeights(string dir, Transformer model)
     {
-        string path = Path.Combine(dir, ModelFile);
-        if (!File.Exists(path)) throw new MemoException($"{path} is missing; the checkpoint is incomplete — re-save it");
-        using var reader = SafeTensorsReader.Open(path);
-        var tensors = HfNames.For(model.Layout);
-        foreach (var t in tensors)
-        {
-            if (!reader.Contains(t.Name))
-                throw new MemoException($"{path}: tensor '{t.Name}' is missing; the file was written for another model than its config.json describes");
-            var info = reader.Get(t.Name);
-            if (!info.Shape.SequenceEqual(t.Shape))
-                throw new MemoException($"{path}: tensor '{t.Name}' has shape {info.ShapeText} but the config expects [{string.Join(", ", t.Shape)}]; the weights do not match config.json");
-        }
+        if (!HfWeights.Exists(dir)) throw new MemoException($"{Path.Combine(dir, ModelFile)} is missing; the checkpoint is incomplete — re-save it");
+        using var weights = HfWeights.Open(dir);
         using var host = model.CopyBlockToHost(model.Weights);
-        foreach (var t in tensors) HfNames.Import(model.Layout, t, reader.ReadF32(t.Name), host.Floats);
+        weights.LoadInto(model.Layout, host.Floats);
         model.CopyBlockToDevice(host, model.Weights);
     }
 

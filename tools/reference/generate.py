@@ -143,6 +143,52 @@ def rope_cos_sin(T, D, theta, dtype):
     return emb.cos(), emb.sin()
 
 
+def rope_inv_freq_scaled(cfg, T, D):
+    """Inverse frequencies and cos/sin factor for cfg["rope_scaling"], following the definitions of
+    transformers' modeling_rope_utils.py (linear, dynamic, llama3, yarn), in float64."""
+    r = cfg["rope_scaling"]
+    kind = r.get("rope_type", r.get("type"))
+    theta, factor = cfg["rope_theta"], r["factor"]
+    i = torch.arange(0, D, 2, dtype=DT)
+    base = 1.0 / (theta ** (i / D))
+    if kind == "linear":
+        return base / factor, 1.0
+    if kind == "dynamic":
+        L = r.get("original_max_position_embeddings") or cfg["max_position_embeddings"]
+        s = max(T, L)
+        th = theta * ((factor * s / L) - (factor - 1)) ** (D / (D - 2))
+        return 1.0 / (th ** (i / D)), 1.0
+    if kind == "llama3":
+        L = r["original_max_position_embeddings"]
+        lo, hi = r["low_freq_factor"], r["high_freq_factor"]
+        wave = 2 * math.pi / base
+        out = torch.where(wave > L / lo, base / factor, base)
+        smooth = (L / wave - lo) / (hi - lo)
+        mid = (wave >= L / hi) & (wave <= L / lo)
+        return torch.where(mid, (1 - smooth) * base / factor + smooth * base, out), 1.0
+    if kind == "yarn":
+        L = r.get("original_max_position_embeddings") or cfg["max_position_embeddings"]
+        attn = r.get("attention_factor") or (0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0)
+        fast, slow = r.get("beta_fast") or 32, r.get("beta_slow") or 1
+
+        def corr(rot):
+            return D * math.log(L / (rot * 2 * math.pi)) / (2 * math.log(theta))
+        low, high = max(math.floor(corr(fast)), 0), min(math.ceil(corr(slow)), D - 1)
+        if low == high:
+            high += 0.001
+        ramp = ((torch.arange(D // 2, dtype=DT) - low) / (high - low)).clamp(0, 1)
+        extra = 1 - ramp
+        return (base / factor) * (1 - extra) + base * extra, attn
+    raise ValueError(kind)
+
+
+def rope_cos_sin_scaled(cfg, T, D, dtype):
+    inv_freq, attn = rope_inv_freq_scaled(cfg, T, D)
+    freqs = torch.outer(torch.arange(T, dtype=dtype), inv_freq.to(dtype))
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos() * attn, emb.sin() * attn
+
+
 def causal_attention(q, k, v):
     """q: [B, H, T, D], k/v: [B, H, T, D]. Causal softmax(q k^T / sqrt(D)) v."""
     T, D = q.shape[-2], q.shape[-1]
@@ -160,7 +206,10 @@ def llama_forward(cfg, P, idx):
     D = C // Hq
     eps = cfg["rms_norm_eps"]
     x = P["model.embed_tokens.weight"][idx]  # [B, T, C]
-    cos, sin = rope_cos_sin(T, D, cfg["rope_theta"], x.dtype)
+    if cfg.get("rope_scaling"):
+        cos, sin = rope_cos_sin_scaled(cfg, T, D, x.dtype)
+    else:
+        cos, sin = rope_cos_sin(T, D, cfg["rope_theta"], x.dtype)
     for i in range(L):
         p = f"model.layers.{i}."
         h = rms_norm(x, P[p + "input_layernorm.weight"], eps)
@@ -363,6 +412,124 @@ def generate_fixture(name, spec, outdir):
 
 
 # ----------------------------------------------------------------------------------------------
+# Hugging Face layout as published: sharded, half precision
+# ----------------------------------------------------------------------------------------------
+
+HF_FIXTURES = {
+    # Context extension: trained at 64 positions (original_max_position_embeddings), run at T = 96.
+    "hf-llama3-bf16": dict(
+        model_type="llama", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=176, vocab_size=320, rope_theta=10000.0,
+        rms_norm_eps=1e-5, max_position_embeddings=256, tie_word_embeddings=False,
+        rope_scaling=dict(rope_type="llama3", factor=4.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                          original_max_position_embeddings=64),
+        dtype="bfloat16", shards=3, batch=1, seq=96, seed=2001),
+    # yarn with factor = max_position_embeddings / original_max_position_embeddings, so transformers
+    # versions that derive the factor from those two fields agree with those that read "factor".
+    "hf-yarn-bf16": dict(
+        model_type="llama", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=4, intermediate_size=176, vocab_size=320, rope_theta=10000.0,
+        rms_norm_eps=1e-5, max_position_embeddings=256, tie_word_embeddings=True,
+        rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=64),
+        dtype="bfloat16", shards=2, batch=1, seq=96, seed=2002),
+    # GPT-2 as the original checkpoints are laid out: names without "transformer.", Conv1D weights,
+    # the causal-mask buffers "h.N.attn.bias" stored beside the weights; fp16.
+    "hf-gpt2-fp16": dict(
+        model_type="gpt2", n_embd=64, n_layer=2, n_head=4, n_inner=256, vocab_size=320,
+        n_positions=64, layer_norm_epsilon=1e-5,
+        dtype="float16", shards=2, batch=2, seq=32, seed=2003),
+}
+
+ST_DTYPE = {"bfloat16": ("BF16", torch.bfloat16), "float16": ("F16", torch.float16), "float32": ("F32", torch.float32)}
+
+
+def tensor_bytes(t, dtype_name):
+    code, tdt = ST_DTYPE[dtype_name]
+    a = t.detach().to(tdt).contiguous()
+    if tdt == torch.float32:
+        return code, a.numpy().astype("<f4", copy=False).tobytes()
+    return code, a.view(torch.int16).numpy().astype("<i2", copy=False).tobytes()
+
+
+def write_safetensors_typed(path, tensors, dtype_name):
+    header, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        code, b = tensor_bytes(t, dtype_name if t.is_floating_point() else "float32")
+        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    return off
+
+
+def write_llmc_shard(path, tokens):
+    """llm.c shard: int32[256] header (magic 20240520, version 1, count), then uint16 tokens."""
+    hdr = [0] * 256
+    hdr[0], hdr[1], hdr[2] = 20240520, 1, len(tokens)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<256i", *hdr))
+        f.write(struct.pack("<%dH" % len(tokens), *[int(t) for t in tokens]))
+
+
+def generate_hf_fixture(name, spec, outdir):
+    cfg = dict(spec)
+    B, T, seed = cfg.pop("batch"), cfg.pop("seq"), cfg.pop("seed")
+    dtype_name, shards = cfg.pop("dtype"), cfg.pop("shards")
+    gen = torch.Generator().manual_seed(seed)
+    P = init_params(cfg, gen)
+    # Weights as published in half precision: the reference runs on the rounded values.
+    tdt = ST_DTYPE[dtype_name][1]
+    P = {k: v.detach().to(tdt).to(DT).requires_grad_(True) for k, v in P.items()}
+    V = cfg["vocab_size"]
+    tokens = torch.randint(0, V, (B * T + 1,), generator=gen, dtype=torch.int64)
+    idx, tgt = tokens[:-1].view(B, T), tokens[1:].view(B, T)
+    logits = forward(cfg, P, idx)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1))
+    grads = torch.autograd.grad(loss, list(P.values()))
+
+    d = os.path.join(outdir, name)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    published = dict(P)
+    if cfg["model_type"] == "gpt2":
+        published = {k[len("transformer."):]: v for k, v in P.items()}
+        n = cfg["n_positions"]
+        mask = torch.tril(torch.ones(n, n, dtype=DT)).view(1, 1, n, n)
+        for i in range(cfg["n_layer"]):
+            published[f"h.{i}.attn.bias"] = mask
+    names = list(published.keys())
+    per = (len(names) + shards - 1) // shards
+    weight_map, total = {}, 0
+    for s_i in range(shards):
+        part = names[s_i * per:(s_i + 1) * per]
+        fname = "model-%05d-of-%05d.safetensors" % (s_i + 1, shards)
+        total += write_safetensors_typed(os.path.join(d, fname), {k: published[k] for k in part}, dtype_name)
+        for k in part:
+            weight_map[k] = fname
+    write_json(os.path.join(d, "model.safetensors.index.json"), {"metadata": {"total_size": total}, "weight_map": weight_map})
+    keys = LLAMA_CONFIG_KEYS if cfg["model_type"] == "llama" else GPT2_CONFIG_KEYS
+    conf = {k: cfg[k] for k in keys}
+    if cfg.get("rope_scaling"):
+        conf["rope_scaling"] = cfg["rope_scaling"]
+    conf["torch_dtype"] = dtype_name
+    conf["architectures"] = ["LlamaForCausalLM" if cfg["model_type"] == "llama" else "GPT2LMHeadModel"]
+    write_json(os.path.join(d, "config.json"), conf)
+    write_safetensors(os.path.join(d, "grads.safetensors"), dict(zip(P.keys(), grads)))
+    write_llmc_shard(os.path.join(d, "tokens.bin"), tokens.tolist())
+    write_json(os.path.join(d, "expected.json"), {"batch": B, "seq": T, "loss": loss.item(),
+                                                   "logits_sample": [float(v) for v in logits[0, -1, :8]]})
+    print(f"{name}: {dtype_name} in {shards} shards, B {B} T {T}, loss {loss.item():.10f}")
+
+
+# ----------------------------------------------------------------------------------------------
 # Self-check
 # ----------------------------------------------------------------------------------------------
 
@@ -550,8 +717,11 @@ def main():
         sys.exit(0 if ok else 1)
     if not args.out:
         ap.error("--out is required (or use --selfcheck)")
-    for name in args.only or FIXTURES:
-        generate_fixture(name, FIXTURES[name], args.out)
+    for name in args.only or list(FIXTURES) + list(HF_FIXTURES):
+        if name in HF_FIXTURES:
+            generate_hf_fixture(name, HF_FIXTURES[name], args.out)
+        else:
+            generate_fixture(name, FIXTURES[name], args.out)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ public static class AllocateCommand
         PlanResult result = Planners.Solve(problem, options);
         PlanCsv.Write(settings.Output, problem, result.Offsets);
         if (settings.Plot is not null)
-            PlanPlot.Save(problem, result.Offsets, settings.Plot, $"{Path.GetFileName(settings.Input)}: {problem.Count} buffers, peak {result.Peak}, lower bound {result.LowerBound} ({result.Solver})");
+            ArenaPlot.Save(problem, result.Offsets, settings.Plot, $"{Path.GetFileName(settings.Input)}: {problem.Count} buffers, peak {result.Peak}, lower bound {result.LowerBound} ({result.Solver})");
 
         PlanValidation? check = settings.Validate
             ? PlanValidator.Validate(new Problem(problem.Buffers), result.ToSolution(), settings.Alignment)

@@ -40,10 +40,21 @@ public static class PlanCommand
         var measure = new Option<bool>("--measure") { Description = "Measure what the local backend can (cpu: the engine's GEMM and attention FLOP/s at the model's shapes, element-wise and copy bandwidth)" };
         var threads = new Option<int?>("--threads") { Description = "CPU engine worker threads (--gpu cpu; default: as memo train, all cores)" };
         var profile = new Option<string?>("--profile") { Description = "JSON profile file overriding fields of --gpu (keys as in --json's profile)" };
+        var pp = new Option<int?>("--pp") { Description = "Fix the pipeline-parallel degree (stages; must divide the layers)" };
+        var lmHead = new Option<string>("--lm-head") { Description = "LM head and loss for every strategy: chunked (8K tokens at a time) or whole (all logits at once)", DefaultValueFactory = _ => "chunked" };
+        var without = new Option<string[]>("--without")
+        {
+            Description = "Baseline features the search may not use: " + string.Join(", ", FeatureNames.All) + " (comma-separated)",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var fragmentation = new Option<double?>("--fragmentation") { Description = "Caching-allocator factor on the activation side for megatron and deepspeed (default 1.15, the paper's measurement)" };
+        var verbose = new Option<bool>("--verbose") { Description = "Print every efficiency, bandwidth and allowance with its source" };
+        var sensitivity = new Option<bool>("--sensitivity") { Description = "Show how fit, alpha and MFU move when each assumed figure changes by a stated amount (with --plot: a tornado plot)" };
 
         var cmd = new Command("plan", "Predict memory, step time and MFU of long-sequence training for memo, megatron, deepspeed and keep, before running it")
         {
-            model, seq, gpus, gpu, hostMemory, deviceMemory, tp, cp, dp, strategy, batch, json, plot, sweep, maxSeq, measure, profile, threads,
+            model, seq, gpus, gpu, hostMemory, deviceMemory, tp, cp, dp, pp, strategy, batch, json, plot, sweep, maxSeq, measure, profile, threads,
+            lmHead, without, fragmentation, verbose, sensitivity,
         };
         cmd.SetAction(pr =>
         {
@@ -67,6 +78,12 @@ public static class PlanCommand
                 Measure = pr.GetValue(measure),
                 Profile = pr.GetValue(profile),
                 Threads = pr.GetValue(threads),
+                Pp = pr.GetValue(pp),
+                LmHead = pr.GetValue(lmHead) ?? "chunked",
+                Without = pr.GetValue(without) ?? [],
+                Fragmentation = pr.GetValue(fragmentation),
+                Verbose = pr.GetValue(verbose),
+                Sensitivity = pr.GetValue(sensitivity),
             };
             return Run(options, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error, new CpuMeasure());
         });
@@ -94,6 +111,15 @@ public static class PlanCommand
         public bool Measure { get; init; }
         public string? Profile { get; init; }
         public int? Threads { get; init; }
+        public int? Pp { get; init; }
+        public string LmHead { get; init; } = "chunked";
+        public IReadOnlyList<string> Without { get; init; } = [];
+        public double? Fragmentation { get; init; }
+        public bool Verbose { get; init; }
+        public bool Sensitivity { get; init; }
+
+        /// <summary>Measure memo's planned-arena overhead with the engine's planner (off in tests that need no engine layout).</summary>
+        public bool MeasureArena { get; init; } = true;
     }
 
     /// <summary>Runs the command; throws <see cref="MemoException"/> for bad input.</summary>
@@ -132,8 +158,19 @@ public static class PlanCommand
             throw new MemoException("--seq is required (e.g. --seq 1M), unless --max-seq or --sweep-seq is given");
         }
 
+        long? chunk = o.LmHead.Trim().ToLowerInvariant() switch
+        {
+            "chunked" => 8192,
+            "whole" => null,
+            _ => throw new MemoException($"--lm-head: '{o.LmHead}' is not known; use chunked or whole"),
+        };
+        if (o.Sensitivity && (o.MaxSeq || o.SweepSeq is not null)) throw new MemoException("--sensitivity answers for one --seq; drop --max-seq / --sweep-seq");
         var request = new PlanRequest
         {
+            Pp = o.Pp,
+            LogitsChunkTokens = chunk,
+            Without = FeatureNames.Parse(o.Without.SelectMany(w => w.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))),
+            FragmentationFactor = o.Fragmentation ?? 1.15,
             Model = cfg,
             Seq = seqValue > 0 ? seqValue : 1024,
             Batch = o.Batch,
@@ -144,7 +181,12 @@ public static class PlanCommand
             Dp = o.Dp,
             Threads = o.Threads ?? 0,
         };
-        PlanSearch.Validate(request);
+        StrategySearch.Validate(request);
+        if (o.MeasureArena && !dev.CpuEngine && strategies.Any(x => x is Strategy.Memo or Strategy.Keep))
+        {
+            var (factor, source) = PlannedArenaOverhead.Measure(cfg, seqValue > 0 ? seqValue : 1L << 20);
+            request = request with { PlannedArenaOverhead = factor, PlannedArenaSource = source };
+        }
         var notes = new List<string>();
         if (o.Measure)
         {
@@ -158,34 +200,40 @@ public static class PlanCommand
         foreach (var n in notes) error.WriteLine("memo plan: " + n);
 
         if (o.MaxSeq) return MaxSeqMode(request, strategies, o, output);
-        if (o.SweepSeq is { } range) return SweepMode(request, PlanSearch.ParseSweep(range), strategies, o, output);
+        if (o.SweepSeq is { } range) return SweepMode(request, StrategySearch.ParseLengths(range), strategies, o, output);
 
-        var plans = PlanSearch.PlanAll(request, strategies);
+        var plans = StrategySearch.PlanAll(request, strategies);
+        var sens = o.Sensitivity ? Sensitivity.Run(request, strategies) : null;
         if (o.Plot is { } path)
         {
-            PlanPlots.Breakdown(plans, path, $"{cfg.Name}, {Sizes.FormatCount(request.Seq)} tokens, {request.Gpus} x {dev.Name}");
+            string title = $"{cfg.Name}, {Sizes.FormatCount(request.Seq)} tokens, {request.Gpus} x {dev.Name}";
+            if (sens is not null) StrategyPlots.Tornado(sens, path, title);
+            else StrategyPlots.Breakdown(plans, path, title);
         }
         if (o.Json)
         {
             var root = PlanJson.Request(request);
             root["strategies"] = PlanJson.Plans(plans);
+            if (sens is not null) root["sensitivity"] = PlanJson.Sensitivity(sens);
             output.WriteLine(root.ToJsonString(PlanJson.Indented));
             return 0;
         }
         var console = Console(output);
         Header(console, request);
         console.Write(SummaryTable(plans));
+        console.Write(FeatureTable(plans));
         console.Write(BreakdownTable(plans));
         foreach (var p in plans) console.WriteLine($"{StrategyPlan.StrategyName(p.Strategy)}: {p.Reason}");
-        Assumptions(console, dev);
+        if (sens is not null) console.Write(SensitivityTable(sens));
+        Assumptions(console, request, o.Verbose);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
         return 0;
     }
 
     private static int MaxSeqMode(PlanRequest request, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output)
     {
-        var results = strategies.Select(s => (Strategy: s, Result: PlanSearch.MaxSeq(request, s))).ToArray();
-        if (o.Plot is { } path) PlanPlots.Breakdown(results.Select(r => r.Result.Plan).ToArray(), path, $"{request.Model.Name} at its longest sequence, {request.Gpus} x {request.Device.Name}");
+        var results = strategies.Select(s => (Strategy: s, Result: StrategySearch.MaxSeq(request, s))).ToArray();
+        if (o.Plot is { } path) StrategyPlots.Breakdown(results.Select(r => r.Result.Plan).ToArray(), path, $"{request.Model.Name} at its longest sequence, {request.Gpus} x {request.Device.Name}");
         if (o.Json)
         {
             var root = PlanJson.Request(request);
@@ -202,7 +250,7 @@ public static class PlanCommand
         var console = Console(output);
         Header(console, request, showSeq: false);
         var t = new Table().Border(TableBorder.Rounded).Title("longest sequence that fits (multiple of 1K)");
-        foreach (var c in new[] { "strategy", "max seq", "tokens", "layout", "policy", "alpha", "device peak", "host / node", "step (s)", "MFU" }) t.AddColumn(c);
+        foreach (var c in new[] { "strategy", "max seq", "tokens", "layout", "policy", "features", "alpha", "device peak", "host / node", "step (s)", "MFU (causal)", "MFU (full attn)" }) t.AddColumn(c);
         foreach (var (s, (max, p)) in results)
         {
             bool any = max > 0;
@@ -212,22 +260,24 @@ public static class PlanCommand
                 any ? max.ToString("N0", Inv) : "-",
                 p.Layout?.ToString() ?? "-",
                 any ? Markup.Escape(p.PolicyDescription) : Markup.Escape(p.Reason),
+                any ? Markup.Escape(string.Join(", ", p.FeatureList)) : "-",
                 p.Alpha is double a && any ? a.ToString("0.000", Inv) : "-",
                 any && p.DevicePeakBytes is long pk ? Sizes.FormatBytes(pk) : "-",
                 any ? Sizes.FormatBytes(p.HostBytesPerNode) : "-",
                 p.StepSeconds is double st ? st.ToString("0.00", Inv) : "-",
-                p.Mfu is double m ? m.ToString("P1", Inv) : "-");
+                p.Mfu is double m ? m.ToString("P1", Inv) : "-",
+                p.MfuFullAttention is double mf ? mf.ToString("P1", Inv) : "-");
         }
         console.Write(t);
-        Assumptions(console, request.Device);
+        Assumptions(console, request, o.Verbose);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
         return 0;
     }
 
     private static int SweepMode(PlanRequest request, IReadOnlyList<long> seqs, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output)
     {
-        var sweep = PlanSearch.Sweep(request, seqs, strategies);
-        if (o.Plot is { } path) PlanPlots.Sweep(sweep, request.Device, path, $"{request.Model.Name}, {request.Gpus} x {request.Device.Name}");
+        var sweep = StrategySearch.PlanLengths(request, seqs, strategies);
+        if (o.Plot is { } path) StrategyPlots.Lengths(sweep, request.Device, path, $"{request.Model.Name}, {request.Gpus} x {request.Device.Name}");
         if (o.Json)
         {
             var root = PlanJson.Request(request);
@@ -258,7 +308,7 @@ public static class PlanCommand
             t.AddRow(cells.Select(Markup.Escape).ToArray());
         }
         console.Write(t);
-        Assumptions(console, request.Device);
+        Assumptions(console, request, o.Verbose);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
         return 0;
     }
@@ -266,8 +316,8 @@ public static class PlanCommand
     private static IReadOnlyList<Strategy> ParseStrategies(IReadOnlyList<string> given)
     {
         var names = given.SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
-        if (names.Length == 0) return PlanSearch.AllStrategies;
-        return names.Select(PlanSearch.ParseStrategy).Distinct().ToArray();
+        if (names.Length == 0) return StrategySearch.AllStrategies;
+        return names.Select(StrategySearch.ParseStrategy).Distinct().ToArray();
     }
 
     private static long Positive(long v, string flag) => v > 0 ? v : throw new MemoException($"{flag} must be larger than 0");
@@ -299,7 +349,7 @@ public static class PlanCommand
     private static Table SummaryTable(IReadOnlyList<StrategyPlan> plans)
     {
         var t = new Table().Border(TableBorder.Rounded);
-        foreach (var c in new[] { "strategy", "fits", "layout", "policy", "alpha", "device peak", "host / node", "step (s)", "tokens/s", "MFU" }) t.AddColumn(c);
+        foreach (var c in new[] { "strategy", "fits", "layout", "policy", "alpha", "device peak", "host / node", "step (s)", "tokens/s", "MFU (causal)", "MFU (full attn)" }) t.AddColumn(c);
         foreach (var p in plans)
         {
             t.AddRow(
@@ -312,7 +362,51 @@ public static class PlanCommand
                 p.Layout is null ? "-" : Sizes.FormatBytes(p.HostBytesPerNode),
                 p.StepSeconds is double st ? st.ToString("0.00", Inv) : "-",
                 p.TokensPerSecond is double tps ? tps.ToString("N0", Inv) : "-",
-                p.Mfu is double m ? m.ToString("P1", Inv) : "-");
+                p.Mfu is double m ? m.ToString("P1", Inv) : "-",
+                p.MfuFullAttention is double mf ? mf.ToString("P1", Inv) : "-");
+        }
+        t.Caption("MFU (causal): attention FLOPs counted for the causal half, as the MEMO paper counts; MFU (full attn): over the full score matrix, which counts the FLOPs a causal kernel skips and so can pass 100 %");
+        return t;
+    }
+
+    private static Table FeatureTable(IReadOnlyList<StrategyPlan> plans)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title("best configuration per strategy");
+        foreach (var c in new[] { "strategy", "layout", "checkpointing", "features", "allocator (fragmentation x)" }) t.AddColumn(c);
+        foreach (var p in plans.Where(p => p.Layout is not null))
+        {
+            bool planned = p.FragmentationSource.StartsWith("planned", StringComparison.Ordinal) || p.FragmentationSource.StartsWith("the engine", StringComparison.Ordinal);
+            t.AddRow(
+                StrategyPlan.StrategyName(p.Strategy),
+                p.Layout!.Value.ToString(),
+                Markup.Escape(p.Checkpointing),
+                Markup.Escape(string.Join(", ", p.FeatureList)),
+                (planned ? "planned arena, " : "caching, assumed ") + p.FragmentationFactor.ToString("0.000", Inv));
+        }
+        return t;
+    }
+
+    private static Table SensitivityTable(IReadOnlyList<SensitivityRow> rows)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title("sensitivity: MFU (causal) worse / base / better, and fit; memo's alpha worse / better");
+        t.AddColumn("parameter");
+        t.AddColumn("change");
+        t.AddColumn("values");
+        var strategies = rows.Count > 0 ? rows[0].Base : [];
+        foreach (var s in strategies) t.AddColumn(StrategyPlan.StrategyName(s.Strategy));
+        static string Mfu(StrategyPlan p) => p.Mfu is double m ? (100 * m).ToString("0.0", Inv) : p.Layout is null ? "n/a" : "OOM";
+        static string Num(double v) => Math.Abs(v) >= 1e6 ? v.ToString("0.###e0", Inv) : v.ToString("0.###", Inv);
+        foreach (var row in rows)
+        {
+            var cells = new List<string> { row.Parameter.Key, row.Parameter.Change, $"{Num(row.WorseValue)} / {Num(row.BaseValue)} / {Num(row.BetterValue)}" };
+            for (int i = 0; i < row.Base.Count; i++)
+            {
+                string cell = $"{Mfu(row.Worse[i])} / {Mfu(row.Base[i])} / {Mfu(row.Better[i])}";
+                if (row.Base[i].Strategy == Strategy.Memo && row.Worse[i].Alpha is double aw && row.Better[i].Alpha is double ab)
+                    cell += $" (a {aw.ToString("0.00", Inv)} / {ab.ToString("0.00", Inv)})";
+                cells.Add(cell);
+            }
+            t.AddRow(cells.Select(Markup.Escape).ToArray());
         }
         return t;
     }
@@ -342,8 +436,21 @@ public static class PlanCommand
         return t;
     }
 
-    private static void Assumptions(IAnsiConsole console, DeviceProfile dev)
+    private static void Assumptions(IAnsiConsole console, PlanRequest r, bool verbose)
     {
+        var dev = r.Device;
+        if (verbose)
+        {
+            var t = new Table().Border(TableBorder.Rounded).Title("assumptions and their sources");
+            foreach (var c in new[] { "figure", "value", "kind", "source" }) t.AddColumn(c);
+            foreach (var a in CostModel.Assumptions.For(r))
+                t.AddRow(Markup.Escape(a.Key), Markup.Escape(a.Value.ToString("G4", Inv) + (a.Unit.Length > 0 ? " " + a.Unit : "")), a.Kind, Markup.Escape(a.Source));
+            console.Write(t);
+        }
+        else
+        {
+            console.WriteLine(string.Create(Inv, $"fragmentation: caching allocator {r.FragmentationFactor:0.00}x (assumed, from the paper's 73.5 GB reserved / 65.7 GB allocated) for the baselines; planned arena {r.PlannedArenaOverhead:0.000}x ({r.PlannedArenaSource})"));
+        }
         string measured = dev.Measured.Count > 0 ? $" (measured: {string.Join(", ", dev.Measured)})" : "";
         if (dev.CpuEngine)
         {
@@ -352,9 +459,9 @@ public static class PlanCommand
             return;
         }
         string shared = dev.GpusPerHostLink > 1
-            ? string.Create(Inv, $", {dev.ConcurrentHostLinkBandwidth / 1e9:0.#} GB/s when the {dev.GpusPerHostLink} GPUs sharing an uplink copy at once")
+            ? string.Create(Inv, $", {dev.ConcurrentHostLinkBandwidth / 1e9:0.#} GB/s when the {dev.GpusPerHostLink} GPUs sharing an uplink copy at once (gpus_per_host_link {dev.GpusPerHostLink}: fitted to the paper's 192K whole-layer-swap point, not measured)")
             : "";
         console.WriteLine(string.Create(Inv,
-            $"profile {dev.Name}: efficiency GEMM {dev.GemmEfficiency:0.00}, attention fwd {dev.AttentionForwardEfficiency:0.00} / bwd {dev.AttentionBackwardEfficiency:0.00} (assumed unless measured); host link {dev.HostLinkBandwidth / 1e9:0.#} GB/s per device{shared}{measured}"));
+            $"profile {dev.Name}: efficiency GEMM {dev.GemmEfficiency:0.00}, attention fwd {dev.AttentionForwardEfficiency:0.00} / bwd {dev.AttentionBackwardEfficiency:0.00} (assumed unless measured); host link {dev.HostLinkBandwidth / 1e9:0.#} GB/s per device{shared}{measured}; --verbose lists every figure with its source"));
     }
 }

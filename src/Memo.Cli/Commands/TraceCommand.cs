@@ -74,7 +74,7 @@ public static class TraceCommand
         if (settings.Plot is not null)
         {
             long[] offsets = Enumerable.Range(0, layout.Buffers.Count).Select(layout.OffsetOf).ToArray();
-            PlanPlot.Save(layout.Problem, offsets, settings.Plot,
+            ArenaPlot.Save(layout.Problem, offsets, settings.Plot,
                 string.Create(inv, $"{layout.Config.Name}, {layout.Batch} x {layout.Seq} tokens, policy {layout.Policy.ToString().ToLowerInvariant()}: peak {Sizes.FormatBytes(report.PlannedPeak)}, lower bound {Sizes.FormatBytes(report.LowerBound)}"));
         }
         stdout.WriteLine(string.Create(inv, $"trace   {layout.Config.Name}, {layout.Batch} x {layout.Seq} tokens, policy {layout.Policy.ToString().ToLowerInvariant()}, {layout.Timeline.End} time steps"));

@@ -39,8 +39,12 @@ public unsafe interface IKernels
     /// <summary>dx += dL/dx, dw += dL/dw, db += dL/db, from the saved mean and rstd.</summary>
     void LayerNormBackward(long rows, int c, float* dy, float* x, float* w, float* mean, float* rstd, float* dx, float* dw, float* db);
 
-    /// <summary>Writes the RoPE cos and sin tables, each [maxPos, headDim/2], into device memory.</summary>
-    void RopeTable(long maxPos, int headDim, double theta, float* cos, float* sin);
+    /// <summary>
+    /// Writes the RoPE cos and sin tables, each [maxPos, invFreq.Length], into device memory: angle pos x invFreq[i], both
+    /// multiplied by <paramref name="scale"/> (the attention scaling of yarn-style RoPE; 1 otherwise). The frequencies
+    /// come from the host (<see cref="RopeFrequencies"/>), as a kernel argument.
+    /// </summary>
+    void RopeTable(long maxPos, ReadOnlySpan<double> invFreq, double scale, float* cos, float* sin);
 
     /// <summary>Rotate-half RoPE in place on the first heads*headDim floats of each row; row r has position (rowOffset + r) % seqLen.</summary>
     void RopeForward(float* x, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen, float* cos, float* sin);

@@ -54,6 +54,34 @@ public static unsafe class Rope
     }
 
     /// <summary>
+    /// cos and sin tables, each [maxPos, D/2], for the given inverse frequencies (D/2 of them), each value
+    /// multiplied by <paramref name="scale"/> (yarn's attention factor; 1 otherwise); computed in double,
+    /// rounded to float. The inverse rotation (backward) stays exact for a scaled table: it is the transpose.
+    /// </summary>
+    public static (float[] Cos, float[] Sin) Table(long maxPos, ReadOnlySpan<double> invFreq, double scale)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxPos);
+        int half = invFreq.Length;
+        long count = maxPos * half;
+        if (count > Array.MaxLength)
+        {
+            throw new MemoException($"the rotary table for {maxPos} positions x {half} frequencies is too large; use a shorter sequence length");
+        }
+        var cos = new float[count];
+        var sin = new float[count];
+        for (long pos = 0; pos < maxPos; pos++)
+        {
+            for (int i = 0; i < half; i++)
+            {
+                double angle = pos * invFreq[i];
+                cos[pos * half + i] = (float)(Math.Cos(angle) * scale);
+                sin[pos * half + i] = (float)(Math.Sin(angle) * scale);
+            }
+        }
+        return (cos, sin);
+    }
+
+    /// <summary>
     /// Rotates x in place. x: rows of stride rowStride whose first heads*headDim floats are the heads;
     /// cos, sin: tables from <see cref="Table"/> with at least seqLen positions.
     /// </summary>

@@ -62,4 +62,18 @@ internal static class FileReads
             for (int i = 0; i < n; i++) dest[i] = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(u16[i]);
         }
     }
+
+    /// <summary>
+    /// Reads <c>dest.Length</c> little-endian uint32 values at <paramref name="offset"/> into ints; the caller has
+    /// checked that every value is below the model's vocab (an int), so the cast is exact.
+    /// </summary>
+    public static void ReadU32AsInts(string path, SafeFileHandle handle, long offset, Span<int> dest)
+    {
+        var raw = MemoryMarshal.AsBytes(dest);
+        ReadExactly(path, handle, raw, offset);
+        if (!BitConverter.IsLittleEndian)
+        {
+            for (int i = 0; i < dest.Length; i++) dest[i] = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(dest[i]);
+        }
+    }
 }

@@ -21,6 +21,7 @@ public sealed class TokenShardSource : TokenStreamSource
     private readonly SafeFileHandle[] _handles;
     private readonly long[] _starts; // stream offset of each shard's first token; _starts[^1] = total
     private readonly int _minVocab;
+    private readonly int[] _widths; // bytes per token of each shard (2 or 4)
 
     /// <param name="spec">A shard file, a directory of <c>*.bin</c> shards, or a glob (see <see cref="TokenShards.ResolvePaths"/>).</param>
     /// <param name="vocabSize">The model's vocab_size; every token id must be below it.</param>
@@ -31,14 +32,16 @@ public sealed class TokenShardSource : TokenStreamSource
         _paths = [.. TokenShards.ResolvePaths(spec)];
         _handles = new SafeFileHandle[_paths.Length];
         _starts = new long[_paths.Length + 1];
+        _widths = new int[_paths.Length];
         int maxId = -1;
         try
         {
             for (int i = 0; i < _paths.Length; i++)
             {
                 _handles[i] = FileReads.Open(_paths[i], "token shard");
-                long count = ReadHeader(_paths[i], _handles[i]);
-                maxId = Math.Max(maxId, Scan(_paths[i], _handles[i], count, vocabSize));
+                var (count, width) = ReadHeader(_paths[i], _handles[i]);
+                _widths[i] = width;
+                maxId = Math.Max(maxId, width == 2 ? Scan(_paths[i], _handles[i], count, vocabSize) : ScanU32(_paths[i], _handles[i], count, vocabSize));
                 _starts[i + 1] = _starts[i] + count;
             }
         }
@@ -63,8 +66,8 @@ public sealed class TokenShardSource : TokenStreamSource
 
     protected override string Where => _spec;
 
-    /// <summary>Validates the header and the file size; returns the token count.</summary>
-    private static long ReadHeader(string path, SafeFileHandle handle)
+    /// <summary>Validates the header and the file size; returns the token count and bytes per token.</summary>
+    private static (long Count, int Width) ReadHeader(string path, SafeFileHandle handle)
     {
         long size = RandomAccess.GetLength(handle);
         if (size < TokenShards.HeaderBytes)
@@ -76,17 +79,52 @@ public sealed class TokenShardSource : TokenStreamSource
         int count = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8));
         if (magic != TokenShards.Magic)
             throw new MemoException($"{path}: not an llm.c token shard (magic {magic}, expected {TokenShards.Magic}); give .bin shards written by llm.c's data scripts or by Memo");
-        if (version != TokenShards.Version)
-            throw new MemoException($"{path}: llm.c shard version {version} is not supported (expected {TokenShards.Version}: uint16 GPT-2 tokens); re-export the data as version {TokenShards.Version}");
+        int width = TokenShards.TokenBytes(version);
+        if (width == 0)
+            throw new MemoException($"{path}: llm.c shard version {version} is not supported (expected 1: llm.c's uint16 tokens, or {TokenShards.VersionU32}: Memo's uint32 tokens); re-create it with 'memo tokenize'");
+        int declared = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(12));
+        if (version == TokenShards.VersionU32 && declared != 4)
+            throw new MemoException($"{path}: shard version {version} holds 4-byte tokens but its header says {declared} bytes per token; the file is corrupt — re-create it");
         if (count < 0)
             throw new MemoException($"{path}: header says {count} tokens; the file is corrupt — re-create it");
-        long held = (size - TokenShards.HeaderBytes) / 2;
-        long expected = TokenShards.HeaderBytes + 2L * count;
+        long held = (size - TokenShards.HeaderBytes) / width;
+        long expected = TokenShards.HeaderBytes + (long)width * count;
+        int other = width == 2 ? 4 : 2;
+        if (size != expected && size == TokenShards.HeaderBytes + (long)other * count)
+            throw new MemoException($"{path}: the file holds {count} tokens of {other} bytes, but its header (version {version}) says {width}-byte tokens; the token width disagrees with the header — re-create the shard");
         if (size < expected)
             throw new MemoException($"{path}: truncated: header says {count} tokens but the file holds {held}; re-create or re-download the shard");
         if (size > expected)
             throw new MemoException($"{path}: {size - expected} extra bytes after the {count} tokens the header declares; the file is corrupt — re-create it");
-        return count;
+        return (count, width);
+    }
+
+    /// <summary>Like <see cref="Scan"/> for uint32 tokens.</summary>
+    private static int ScanU32(string path, SafeFileHandle handle, long count, int vocabSize)
+    {
+        int[] buf = ArrayPool<int>.Shared.Rent(ScanChunkTokens);
+        try
+        {
+            int max = -1;
+            for (long done = 0; done < count;)
+            {
+                int m = (int)Math.Min(ScanChunkTokens, count - done);
+                var tokens = buf.AsSpan(0, m);
+                FileReads.ReadU32AsInts(path, handle, TokenShards.HeaderBytes + 4 * done, tokens);
+                for (int i = 0; i < m; i++)
+                {
+                    if ((uint)tokens[i] >= (uint)vocabSize)
+                        throw new MemoException($"{path}: token id {(uint)tokens[i]} at position {done + i} is >= vocab_size {vocabSize}; the data was made for another tokenizer");
+                }
+                max = Math.Max(max, TensorPrimitives.Max<int>(tokens));
+                done += m;
+            }
+            return max;
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(buf);
+        }
     }
 
     /// <summary>Streams the tokens once; throws on the first id &gt;= vocab; returns the largest id (-1 if none).</summary>
@@ -132,7 +170,8 @@ public sealed class TokenShardSource : TokenStreamSource
             while (_starts[shard + 1] <= start) shard++; // skips empty shards
             long local = start - _starts[shard];
             int n = (int)Math.Min(destination.Length, _starts[shard + 1] - start);
-            FileReads.ReadU16AsInts(_paths[shard], _handles[shard], TokenShards.HeaderBytes + 2 * local, destination[..n]);
+            if (_widths[shard] == 2) FileReads.ReadU16AsInts(_paths[shard], _handles[shard], TokenShards.HeaderBytes + 2 * local, destination[..n]);
+            else FileReads.ReadU32AsInts(_paths[shard], _handles[shard], TokenShards.HeaderBytes + 4 * local, destination[..n]);
             destination = destination[n..];
             start += n;
         }

@@ -124,7 +124,9 @@ public sealed unsafe class BackendKernelTests
         const int rows = 6, heads = 3, D = 8, stride = heads * D + 5, maxPos = 4;
         var cos = new float[maxPos * D / 2];
         var sin = new float[maxPos * D / 2];
-        fixed (float* pc = cos, ps = sin) b.RopeTable(maxPos, D, 10000, pc, ps);
+        var invFreq = new double[D / 2];
+        for (int i = 0; i < D / 2; i++) invFreq[i] = 1.0 / Math.Pow(10000, 2.0 * i / D); // theta^(-2i/D), unscaled RoPE
+        fixed (float* pc = cos, ps = sin) b.RopeTable(maxPos, invFreq, 1.0, pc, ps);
         var x = Random(rows * stride, 9);
         var y = (float[])x.Clone();
         fixed (float* py = y, pc = cos, ps = sin) b.RopeForward(py, stride, rows, heads, D, 1, maxPos, pc, ps);

@@ -71,6 +71,80 @@ public sealed class PlanCommandTests : IDisposable
     }
 
     [Fact]
+    public void Json_lists_each_strategys_best_configuration_with_its_features_and_both_mfu_conventions()
+    {
+        var (code, output, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--gpus", "8", "--gpu", "a800", "--json");
+        Assert.Equal(0, code);
+        var root = JsonNode.Parse(output)!.AsObject();
+        Assert.Equal("chunked", root["lm_head"]!.GetValue<string>());
+        Assert.Contains("causal half", root["mfu_conventions"]!["mfu"]!.GetValue<string>(), StringComparison.Ordinal);
+        var assumptions = root["assumptions"]!.AsArray();
+        foreach (var key in new[] { "gemm_efficiency", "attention_forward_efficiency", "attention_backward_efficiency", "collective_efficiency",
+                     "host_link_bandwidth", "gpus_per_host_link", "memory_bandwidth", "fragmentation_factor", "planned_arena_overhead" })
+        {
+            var a = assumptions.Single(x => x!["key"]!.GetValue<string>() == key)!;
+            Assert.False(string.IsNullOrWhiteSpace(a["source"]!.GetValue<string>()), key);
+        }
+        Assert.Equal("fitted", assumptions.Single(x => x!["key"]!.GetValue<string>() == "gpus_per_host_link")!["kind"]!.GetValue<string>());
+        // memo's arena overhead is measured by the engine's planner, not assumed.
+        Assert.Equal("measured", assumptions.Single(x => x!["key"]!.GetValue<string>() == "planned_arena_overhead")!["kind"]!.GetValue<string>());
+        var byName = root["strategies"]!.AsArray().ToDictionary(x => x!["strategy"]!.GetValue<string>(), x => x!.AsObject());
+        Assert.Equal(["memo", "megatron", "deepspeed", "keep"], byName.Keys);
+        foreach (var (name, o) in byName)
+        {
+            var f = o["features"]!.AsObject();
+            foreach (var key in new[] { "list", "checkpointing", "selective_recompute", "cpu_checkpointing", "offloaded_layers", "pipeline_stages",
+                         "zero_stage", "lm_head", "allocator", "fragmentation_factor", "fragmentation_source" })
+                Assert.True(f.ContainsKey(key), $"{name}: features.{key}");
+            Assert.Equal("chunked", f["lm_head"]!.GetValue<string>());
+            Assert.True(o["device_peak_bytes"]!.GetValue<long>() > 0, name);
+            if (o["fits"]!.GetValue<bool>())
+            {
+                double causal = o["mfu_causal"]!.GetValue<double>(), full = o["mfu_full_attention"]!.GetValue<double>();
+                Assert.True(full > causal, name);
+                Assert.Equal(o["model_flops_full_attention"]!.GetValue<double>() / o["model_flops"]!.GetValue<double>(), full / causal, 1e-9);
+            }
+        }
+        Assert.True(byName["memo"]["fits"]!.GetValue<bool>());
+        Assert.Equal("caching allocator", byName["megatron"]["features"]!["allocator"]!.GetValue<string>());
+        Assert.Equal("planned arena", byName["memo"]["features"]!["allocator"]!.GetValue<string>());
+        Assert.True(byName["deepspeed"]["features"]!["cpu_checkpointing"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public void Sensitivity_table_json_and_tornado_plot()
+    {
+        string path = Path.Combine(_dir, "tornado.png");
+        var (code, output, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--gpus", "8", "--strategy", "memo,deepspeed", "--sensitivity", "--plot", path, "--verbose");
+        Assert.Equal(0, code);
+        AssertPng(path);
+        Assert.Contains("sensitivity", output, StringComparison.Ordinal);
+        Assert.Contains("attention_backward_efficiency", output, StringComparison.Ordinal);
+        Assert.Contains("assumptions and their sources", output, StringComparison.Ordinal);
+        Assert.Contains("fitted", output, StringComparison.Ordinal);
+        var (_, json, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--gpus", "8", "--strategy", "memo", "--sensitivity", "--json");
+        var rows = JsonNode.Parse(json)!["sensitivity"]!.AsArray();
+        var attn = rows.Single(x => x!["parameter"]!.GetValue<string>() == "attention_backward_efficiency")!;
+        var mfu = attn["strategies"]![0]!["mfu"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray();
+        Assert.True(mfu[0] < mfu[1] && mfu[1] < mfu[2], string.Join(", ", mfu));
+    }
+
+    [Fact]
+    public void Without_and_lm_head_switch_features_off_for_every_strategy()
+    {
+        var (_, json, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--gpus", "8", "--json", "--lm-head", "whole", "--without", "cpu-checkpointing,offload");
+        var plans = JsonNode.Parse(json)!["strategies"]!.AsArray();
+        foreach (var p in plans)
+        {
+            Assert.Equal("whole", p!["features"]!["lm_head"]!.GetValue<string>());
+            Assert.False(p["features"]!["cpu_checkpointing"]!.GetValue<bool>());
+            Assert.Equal(0, p["features"]!["offloaded_layers"]!.GetValue<int>());
+        }
+        // With whole logits memo itself runs out of device memory at 1M, as the baselines do.
+        Assert.False(plans.Single(p => p!["strategy"]!.GetValue<string>() == "memo")!["fits"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public void Breakdown_plot_is_a_png()
     {
         string path = Path.Combine(_dir, "breakdown.png");
@@ -161,6 +235,11 @@ public sealed class PlanCommandTests : IDisposable
     [InlineData("give one of them", "--model", "paper-7b", "--max-seq", "--sweep-seq", "32K..1M")]
     [InlineData("applies to --gpu cpu only", "--model", "paper-7b", "--seq", "1M", "--threads", "2")]
     [InlineData("one device without tensor", "--model", "llama-small", "--seq", "4K", "--gpu", "cpu", "--gpus", "2")]
+    [InlineData("unknown feature 'ulysses'", "--model", "paper-7b", "--seq", "1M", "--without", "ulysses")]
+    [InlineData("use chunked or whole", "--model", "paper-7b", "--seq", "1M", "--lm-head", "split")]
+    [InlineData("does not divide the model's 12 layers", "--model", "gpt2", "--seq", "1K", "--gpus", "8", "--pp", "8")]
+    [InlineData("--fragmentation must be between 1 and 4", "--model", "paper-7b", "--seq", "1M", "--fragmentation", "0.9")]
+    [InlineData("answers for one --seq", "--model", "paper-7b", "--max-seq", "--sensitivity")]
     public void Bad_input_is_one_line_with_exit_code_2(string expected, params string[] args)
     {
         var e = Assert.Throws<MemoException>(() => Invoke(args));

@@ -66,9 +66,9 @@ public class RuntimeConsistencyTests
             [Strategy.DeepSpeed] = PolicyKind.Recompute, // full activation checkpointing on one device
             [Strategy.Keep] = PolicyKind.Keep,
         };
-        foreach (var strategy in PlanSearch.AllStrategies)
+        foreach (var strategy in StrategySearch.AllStrategies)
         {
-            var plan = PlanSearch.Plan(request, strategy);
+            var plan = StrategySearch.Plan(request, strategy);
             Assert.True(plan.Fits, plan.Reason);
             var policy = CpuRuntime.PolicyFor(plan.Policy!, cfg.NumLayers);
             Assert.Equal(expected[strategy], policy);
@@ -105,7 +105,7 @@ public class RuntimeConsistencyTests
         long skeleton = (cfg.NumLayers - 2) * swap.LayerSkeletonBytes;
         long room = swap.Peak + skeleton + (long)(0.4 * (cfg.NumLayers - 2) * swap.LayerTokenLocalBytes);
         var cpu = DeviceProfile.Cpu() with { HostMemoryBytes = room, HostReservedBytes = 0, DeviceMemoryBytes = room };
-        var plan = PlanSearch.Plan(new PlanRequest { Model = cfg, Seq = seq, Gpus = 1, Device = cpu }, Strategy.Memo);
+        var plan = StrategySearch.Plan(new PlanRequest { Model = cfg, Seq = seq, Gpus = 1, Device = cpu }, Strategy.Memo);
         Assert.True(plan.Fits, plan.Reason);
         Assert.InRange(plan.Alpha!.Value, 0.35, 0.4);
         Assert.Contains("host memory", plan.Reason, StringComparison.Ordinal);
@@ -177,7 +177,7 @@ public class RuntimeConsistencyTests
     public void The_cpu_engine_is_one_device(int gpus, int? tp, string expected)
     {
         var r = new PlanRequest { Model = Presets.Resolve("llama-small"), Seq = 1024, Gpus = gpus, Tp = tp, Device = DeviceProfile.Cpu() };
-        var e = Assert.Throws<MemoException>(() => PlanSearch.Validate(r));
+        var e = Assert.Throws<MemoException>(() => StrategySearch.Validate(r));
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', e.Message);
     }
@@ -186,9 +186,9 @@ public class RuntimeConsistencyTests
     public void A_gpt2_sequence_beyond_its_positions_is_not_runnable_on_the_cpu()
     {
         var r = new PlanRequest { Model = Presets.Resolve("gpt2-tiny"), Seq = 2048, Gpus = 1, Device = DeviceProfile.Cpu() };
-        var p = PlanSearch.Plan(r, Strategy.Keep);
+        var p = StrategySearch.Plan(r, Strategy.Keep);
         Assert.False(p.Fits);
         Assert.StartsWith("not runnable", p.Reason, StringComparison.Ordinal);
-        Assert.Equal(1024, PlanSearch.MaxSeq(r, Strategy.Keep).MaxSeq);
+        Assert.Equal(1024, StrategySearch.MaxSeq(r, Strategy.Keep).MaxSeq);
     }
 }

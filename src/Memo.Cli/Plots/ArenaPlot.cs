@@ -7,7 +7,7 @@ using ScottPlot;
 
 namespace Memo.Cli.Plots;
 
-public static class PlanPlot
+public static class ArenaPlot
 {
     /// <summary>Draws <paramref name="offsets"/> for <paramref name="problem"/> and saves a PNG.</summary>
     public static void Save(Problem problem, long[] offsets, string path, string? title = null, int width = 1600, int height = 900)

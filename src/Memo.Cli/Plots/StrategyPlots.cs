@@ -4,7 +4,7 @@ using ScottPlot;
 namespace Memo.Cli.Plots;
 
 /// <summary>PNG figures of <c>memo plan</c>: per-GPU memory breakdown, and MFU / memory against sequence length.</summary>
-public static class PlanPlots
+public static class StrategyPlots
 {
     private const double GiB = 1L << 30;
 
@@ -77,7 +77,7 @@ public static class PlanPlots
     }
 
     /// <summary>Two panels against sequence length (log2 axis): MFU where a strategy fits, and its per-GPU peak memory.</summary>
-    public static void Sweep(IReadOnlyList<(long Seq, IReadOnlyList<StrategyPlan> Plans)> sweep, DeviceProfile device, string path, string title)
+    public static void Lengths(IReadOnlyList<(long Seq, IReadOnlyList<StrategyPlan> Plans)> sweep, DeviceProfile device, string path, string title)
     {
         ArgumentNullException.ThrowIfNull(sweep);
         ArgumentNullException.ThrowIfNull(device);
@@ -175,5 +175,56 @@ public static class PlanPlots
         {
             throw new MemoException($"--plot: cannot write '{path}' ({e.Message})");
         }
+    }
+
+    /// <summary>
+    /// Tornado plot of the sensitivity table: per assumed figure, one horizontal bar per strategy from its MFU with the
+    /// figure moved the unfavourable way to its MFU moved the favourable way, as the change from the base MFU in
+    /// percentage points. A strategy that does not fit counts as 0% MFU (the bar then reaches far left).
+    /// </summary>
+    public static void Tornado(IReadOnlyList<SensitivityRow> rows, string path, string title)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        var plot = new Plot();
+        var ticks = new List<Tick>();
+        int strategies = rows.Count > 0 ? rows[0].Base.Count : 0;
+        double height = 0.8 / Math.Max(1, strategies);
+        double extent = 1;
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var row = rows[rows.Count - 1 - r];
+            ticks.Add(new Tick(r, $"{row.Parameter.Key} ({row.Parameter.Change})"));
+            for (int s = 0; s < row.Base.Count; s++)
+            {
+                if (row.Base[s].Mfu is not double b) continue;
+                double w = 100 * ((row.Worse[s].Mfu ?? 0) - b), g = 100 * ((row.Better[s].Mfu ?? 0) - b);
+                double y = r - 0.4 + height * (s + 0.5);
+                plot.Add.Bar(new Bar
+                {
+                    Position = y, ValueBase = Math.Min(w, g), Value = Math.Max(w, g), Size = height * 0.9,
+                    FillColor = StrategyColors[(int)row.Base[s].Strategy % StrategyColors.Length], Orientation = Orientation.Horizontal,
+                });
+                extent = Math.Max(extent, Math.Max(Math.Abs(w), Math.Abs(g)));
+            }
+        }
+        if (rows.Count > 0)
+        {
+            foreach (var b in rows[0].Base.Where(p => p.Mfu is not null))
+            {
+                plot.Legend.ManualItems.Add(new LegendItem
+                {
+                    LabelText = $"{StrategyPlan.StrategyName(b.Strategy)} (base {100 * b.Mfu!.Value:0.0}%)",
+                    FillColor = StrategyColors[(int)b.Strategy % StrategyColors.Length],
+                });
+            }
+        }
+        var zero = plot.Add.VerticalLine(0);
+        zero.Color = Colors.Black;
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.ToArray());
+        plot.Axes.SetLimits(-extent * 1.1, extent * 1.1, -0.6, Math.Max(rows.Count, 1) - 0.4);
+        plot.XLabel("MFU change, percentage points (worse ... better); not fitting counts as 0% MFU");
+        plot.Title(title);
+        plot.ShowLegend(Edge.Right);
+        Save(plot, path, 1300, 120 + 60 * Math.Max(rows.Count, 1));
     }
 }

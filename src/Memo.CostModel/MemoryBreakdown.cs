@@ -1,0 +1,66 @@
+namespace Memo.CostModel;
+
+/// <summary>
+/// One device's memory at the peak of a training step, split by purpose. The parts sum to <see cref="Peak"/>.
+/// </summary>
+public sealed record MemoryBreakdown
+{
+    public long Parameters { get; init; }
+    public long Gradients { get; init; }
+    public long OptimizerState { get; init; }
+
+    /// <summary>Saved activations of layers that stay on the device (full layers, or recompute checkpoints).</summary>
+    public long KeptActivations { get; init; }
+
+    /// <summary>Swap policies: the two rounding buffers (even/odd layers) that each hold one layer's saved activations.</summary>
+    public long SwapStaging { get; init; }
+
+    /// <summary>Full recomputation: the re-run layer's saved activations, alive during its backward.</summary>
+    public long RecomputeBuffers { get; init; }
+
+    /// <summary>Transients, communication buffers, gradients of activations, logits, gathered parameters at the peak phase.</summary>
+    public long Workspaces { get; init; }
+
+    /// <summary>Allocator fragmentation on top of the activation-side parts.</summary>
+    public long Fragmentation { get; init; }
+
+    public long Reserved { get; init; }
+
+    /// <summary>Phase at which the peak occurs: forward, loss or backward.</summary>
+    public string PeakPhase { get; init; } = "";
+
+    /// <summary>Host memory this device's swapped activations take.</summary>
+    public long HostBytes { get; init; }
+
+    /// <summary>Parameters held by this device (after sharding).</summary>
+    public long ParametersPerDevice { get; init; }
+
+    /// <summary>One layer's saved activations on this device: skeleton and token-local parts.</summary>
+    public long LayerSkeletonBytes { get; init; }
+
+    public long LayerTokenLocalBytes { get; init; }
+
+    public long LayerSavedBytes => LayerSkeletonBytes + LayerTokenLocalBytes;
+
+    /// <summary>One kept layer's activations on this device (saved bytes less what selective recompute drops).</summary>
+    public long LayerKeptBytes { get; init; }
+
+    /// <summary>One layer's input row on this device (a full-recomputation checkpoint).</summary>
+    public long LayerInputBytes { get; init; }
+
+    public long Peak => Parameters + Gradients + OptimizerState + KeptActivations + SwapStaging + RecomputeBuffers + Workspaces + Fragmentation + Reserved;
+
+    /// <summary>The parts in a fixed order, for tables, JSON and plots.</summary>
+    public IReadOnlyList<(string Key, string Label, long Bytes)> Parts =>
+    [
+        ("parameters", "parameters", Parameters),
+        ("gradients", "gradients", Gradients),
+        ("optimizer_state", "optimizer state", OptimizerState),
+        ("kept_activations", "kept activations", KeptActivations),
+        ("swap_staging", "swap staging", SwapStaging),
+        ("recompute_buffers", "recompute buffers", RecomputeBuffers),
+        ("workspaces", "workspaces", Workspaces),
+        ("fragmentation", "fragmentation", Fragmentation),
+        ("reserved", "reserved", Reserved),
+    ];
+}
