@@ -110,10 +110,10 @@ public sealed unsafe class ProfilingBackend : IBackend
         _profile.AddTicks(Fixed(ProfileOp.Norms), Stopwatch.GetTimestamp() - t0);
     }
 
-    public void RopeTable(long maxPos, int headDim, double theta, float* cos, float* sin)
+    public void RopeTable(long maxPos, ReadOnlySpan<double> invFreq, double scale, float* cos, float* sin)
     {
         long t0 = Stopwatch.GetTimestamp();
-        _inner.RopeTable(maxPos, headDim, theta, cos, sin);
+        _inner.RopeTable(maxPos, invFreq, scale, cos, sin);
         _profile.AddTicks(_profile.Scope, Stopwatch.GetTimestamp() - t0);
     }
 
