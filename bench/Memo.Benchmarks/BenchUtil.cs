@@ -21,6 +21,24 @@ internal static class BenchUtil
         return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
     }
 
+    /// <summary>The 1, 5 and 15 minute load averages (the machine may be shared; they say how busy it was).</summary>
+    public static string LoadAverage()
+    {
+        const string path = "/proc/loadavg";
+        try
+        {
+            return File.Exists(path) ? string.Join(", ", File.ReadAllText(path).Split(' ').Take(3)) : "unknown";
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+
+    /// <summary>"median (min-max)" of a sample, the spread of a benchmark figure.</summary>
+    public static string MedianSpread(IReadOnlyCollection<double> xs, string fmt = "0.0") =>
+        xs.Count == 0 ? "n/a" : $"{F(Median(xs), fmt)} ({F(xs.Min(), fmt)}-{F(xs.Max(), fmt)})";
+
     public static string F(double v, string fmt = "0.0") => v.ToString(fmt, CultureInfo.InvariantCulture);
 
     public static string Machine() => $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}, Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}";

@@ -47,16 +47,16 @@ internal static unsafe class MatmulBench
         header.AppendLine(CultureInfo.InvariantCulture, $"- cpu: {CpuName()}, {Environment.ProcessorCount} logical cores; threads: {o.Threads}");
         header.AppendLine(CultureInfo.InvariantCulture, $"- runtime: .NET {Environment.Version}, {RuntimeInformation.OSDescription}");
         header.AppendLine(CultureInfo.InvariantCulture, $"- Memo kernel: {Gemm.BestVariant}, KC={Gemm.KC}");
-        header.AppendLine(CultureInfo.InvariantCulture, $"- OpenBLAS: {blasInfo}");
-        header.AppendLine(CultureInfo.InvariantCulture, $"- GFLOP/s = 2MNK / {(o.CpuClock ? "(process CPU time / threads)" : "wall time")}: median (and best) of {o.Reps} timed runs per library after one warm-up run, the libraries alternating run by run; the ratio is of medians");
-        header.AppendLine(CultureInfo.InvariantCulture, $"- load average (1 min) at start: {LoadAverage()}");
+        header.AppendLine(CultureInfo.InvariantCulture, $"- OpenBLAS: {blasInfo}; OPENBLAS_L2_SIZE={Environment.GetEnvironmentVariable("OPENBLAS_L2_SIZE") ?? "unset"}");
+        header.AppendLine(CultureInfo.InvariantCulture, $"- GFLOP/s = 2MNK / {(o.CpuClock ? "(process CPU time / threads)" : "wall time")}: median (and min-max spread) of {o.Reps} timed runs per library after one warm-up run, the libraries alternating run by run; the ratio is of medians");
+        header.AppendLine(CultureInfo.InvariantCulture, $"- load average (1, 5, 15 min) at start: {BenchUtil.LoadAverage()} (the machine is shared with other work)");
         header.AppendLine(CultureInfo.InvariantCulture, $"- op: N/T = op(A), op(B) stored plain/transposed; + = accumulate into C (beta = 1)");
         header.AppendLine(CultureInfo.InvariantCulture, $"- max rel diff = max |C_memo - C_openblas| / max |C_openblas|");
         header.AppendLine();
         Console.Write(header);
 
         var table = new StringBuilder();
-        table.AppendLine("| shape | op | M | N | K | Memo GFLOP/s | OpenBLAS GFLOP/s | Memo/OpenBLAS | Memo best | OpenBLAS best | max rel diff |");
+        table.AppendLine("| shape | op | M | N | K | Memo GFLOP/s | OpenBLAS GFLOP/s | Memo/OpenBLAS | Memo min-max | OpenBLAS min-max | max rel diff |");
         table.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         Console.Write(table);
         var ratios = new List<double>();
@@ -64,7 +64,7 @@ internal static unsafe class MatmulBench
         {
             var row = Measure(s, o, pool, blasMissing == null);
             string line = string.Create(CultureInfo.InvariantCulture,
-                $"| {s.Name} | {s.Op} | {s.M} | {s.N} | {s.K} | {row.Memo:F1} | {Fmt(row.Blas, "F1")} | {Fmt(row.Memo / row.Blas, "F2")} | {row.MemoBest:F1} | {Fmt(row.BlasBest, "F1")} | {Fmt(row.Diff, "E1")} |");
+                $"| {s.Name} | {s.Op} | {s.M} | {s.N} | {s.K} | {row.Memo:F1} | {Fmt(row.Blas, "F1")} | {Fmt(row.Memo / row.Blas, "F2")} | {row.MemoWorst:F1}-{row.MemoBest:F1} | {Fmt(row.BlasWorst, "F1")}-{Fmt(row.BlasBest, "F1")} | {Fmt(row.Diff, "E1")} |");
             Console.WriteLine(line);
             table.AppendLine(line);
             if (!double.IsNaN(row.Blas)) ratios.Add(row.Memo / row.Blas);
@@ -75,7 +75,7 @@ internal static unsafe class MatmulBench
             footer.AppendLine(CultureInfo.InvariantCulture,
                 $"\nMemo/OpenBLAS over all shapes: min {ratios.Min():F2}, geometric mean {Math.Exp(ratios.Average(Math.Log)):F2}");
         }
-        footer.AppendLine(CultureInfo.InvariantCulture, $"\nload average (1 min) at end: {LoadAverage()}");
+        footer.AppendLine(CultureInfo.InvariantCulture, $"\nload average (1, 5, 15 min) at end: {BenchUtil.LoadAverage()}");
         Console.Write(footer);
         table.Append(footer);
         if (o.Out != null)
@@ -104,7 +104,7 @@ internal static unsafe class MatmulBench
         foreach (var l in layers) yield return new Shape($"{l.Name} dW", true, false, l.Out, l.In, BT, true);
     }
 
-    private readonly record struct Result(double Memo, double Blas, double MemoBest, double BlasBest, double Diff);
+    private readonly record struct Result(double Memo, double Blas, double MemoBest, double BlasBest, double Diff, double MemoWorst = double.NaN, double BlasWorst = double.NaN);
 
     private static Result Measure(Shape s, Options o, WorkerPool pool, bool withBlas)
     {
@@ -126,7 +126,7 @@ internal static unsafe class MatmulBench
             memoRun();
             var only = new double[o.Reps];
             for (int r = 0; r < o.Reps; r++) only[r] = Time(memoRun, o);
-            return new Result(s.Flops / Median(only) / 1e9, double.NaN, s.Flops / only.Min() / 1e9, double.NaN, double.NaN);
+            return new Result(s.Flops / Median(only) / 1e9, double.NaN, s.Flops / only.Min() / 1e9, double.NaN, double.NaN, s.Flops / only.Max() / 1e9);
         }
 
         // Alternate the two libraries run by run, so both see the same machine; pause at each
@@ -156,7 +156,8 @@ internal static unsafe class MatmulBench
             maxRef = Math.Max(maxRef, Math.Abs((double)cb.Floats[i]));
         }
         return new Result(s.Flops / Median(memo) / 1e9, s.Flops / Median(blas) / 1e9,
-            s.Flops / memo.Min() / 1e9, s.Flops / blas.Min() / 1e9, maxDiff / Math.Max(maxRef, double.Epsilon));
+            s.Flops / memo.Min() / 1e9, s.Flops / blas.Min() / 1e9, maxDiff / Math.Max(maxRef, double.Epsilon),
+            s.Flops / memo.Max() / 1e9, s.Flops / blas.Max() / 1e9);
     }
 
     /// <summary>
@@ -181,18 +182,6 @@ internal static unsafe class MatmulBench
         Array.Sort(t);
         int n = t.Length;
         return n % 2 == 1 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-    }
-
-    private static string LoadAverage()
-    {
-        try
-        {
-            return File.ReadAllText("/proc/loadavg").Split(' ')[0];
-        }
-        catch (IOException)
-        {
-            return "?";
-        }
     }
 
     /// <summary>Uniform values in [-1, 1) from a fixed seed (xorshift; fast enough for 10^8 values).</summary>

@@ -25,7 +25,9 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
+import sys
 import time
 
 import torch
@@ -87,6 +89,34 @@ class GPT2(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
+def blas_info():
+    """Which BLAS this PyTorch calls: its build configuration and, where threadpoolctl is installed, the loaded library."""
+    info = {"config": ", ".join(re.findall(r"(?:BLAS|LAPACK)_INFO=[^,\s]*", torch.__config__.show()))}
+    try:
+        import threadpoolctl
+        info["threadpoolctl"] = [
+            {k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+            for d in threadpoolctl.threadpool_info() if d.get("user_api") == "blas"]
+    except ImportError:
+        info["threadpoolctl"] = "not installed"
+    return info
+
+
+def serve(step, args):
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": args.threads, "batch": args.batch,
+                      "seq": args.seq, "hugepages": os.environ.get("GLIBC_TUNABLES"), "blas": blas_info()}), flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line or line == "quit":
+            break
+        times = []
+        for _ in range(int(line)):
+            t0 = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t0) * 1000.0)
+        print(json.dumps({"steps_ms": [round(t, 1) for t in times]}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -95,6 +125,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--steps", type=int, default=5, help="timed steps")
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--serve", action="store_true",
+                    help="after warm-up, print one JSON line describing the setup, then for each line N read from stdin "
+                         "run N timed steps and print their times as one JSON line (lets a caller alternate runs)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -119,6 +152,9 @@ def main():
 
     for _ in range(args.warmup):
         step()
+    if args.serve:
+        serve(step, args)
+        return
     times = []
     for _ in range(args.steps):
         t0 = time.perf_counter()
@@ -135,6 +171,7 @@ def main():
         "tokens_per_s": round(B * T / (med / 1000.0), 1),
         "steps_ms": [round(t, 1) for t in times],
         "hugepages": os.environ.get("GLIBC_TUNABLES"),
+        "blas": blas_info(),
     }))
 
 

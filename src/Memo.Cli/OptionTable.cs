@@ -56,7 +56,13 @@ internal static class OptionTable
 
     /// <summary>The host store budget for swapped activations. <c>memo plan</c> names a node's host memory <c>--node-host-memory</c>.</summary>
     public static Option<string> HostMemory() =>
-        Text("--host-memory", "host memory budget for swapped activations, e.g. 4GB (default: what swapping needs)");
+        Text("--host-memory", "host memory budget for swapped activations, e.g. 4GB; with --host-store disk, the RAM tier (default: what swapping needs; with disk, none)");
+
+    public static Option<string> HostStore() =>
+        Text("--host-store", "where swapped activations wait: memory (host RAM), or disk[:DIR]: RAM up to --host-memory, the rest in a file in DIR (default: the temp directory) written with direct I/O", "memory");
+
+    public static Option<bool> Profile() =>
+        Flag("--profile", "time each part of the step (norms, projections, attention forward/backward, MLP, head and loss, optimizer, recompute, copy and disk waits) and print each one's share at the end; --log gets the same fields");
 
     public static Option<string> NodeHostMemory() =>
         Text("--node-host-memory", "host memory per node, e.g. 2TiB (overrides the device profile)");

@@ -23,7 +23,7 @@ public static class Assumptions
         {
             if (d.Measured.Contains(key)) { kind = "measured"; source = "measured on this machine at the planned shapes (--measure)"; }
             else if (d.CpuEngine && kind != "specification") source += "; --measure replaces it with this machine's figure";
-            else if (preset is not null && get(preset) != value) { kind = "override"; source = "set by --profile, --device-memory or --host-memory"; }
+            else if (preset is not null && get(preset) != value) { kind = "override"; source = "set by --device-profile, --device-memory or --host-memory"; }
             list.Add(new Assumption(key, value, unit, kind, source));
         }
         if (d.CpuEngine)

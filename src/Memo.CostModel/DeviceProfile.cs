@@ -228,7 +228,7 @@ public sealed record DeviceProfile
             "h100" => H100,
             "h200" => H200,
             "cpu" => Cpu(),
-            _ => throw new MemoException($"unknown GPU '{Sizes.Printable(name)}'; use one of {string.Join(", ", Names)} (or --profile FILE.json)"),
+            _ => throw new MemoException($"unknown GPU '{Sizes.Printable(name)}'; use one of {string.Join(", ", Names)} (or --device-profile FILE.json)"),
         };
     }
 

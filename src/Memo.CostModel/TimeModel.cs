@@ -191,6 +191,6 @@ public static class TimeModel
     {
         ArgumentNullException.ThrowIfNull(dev);
         double bw = span <= dev.GpusPerNode ? dev.IntraNodeCollectiveBandwidth : dev.InterNodeCollectiveBandwidth;
-        return bw > 0 ? bw : throw new MemoException($"profile '{dev.Name}' has no link between devices for a group of {span}; give intra_node_bandwidth / inter_node_bandwidth in --profile");
+        return bw > 0 ? bw : throw new MemoException($"profile '{dev.Name}' has no link between devices for a group of {span}; give intra_node_bandwidth / inter_node_bandwidth in --device-profile");
     }
 }

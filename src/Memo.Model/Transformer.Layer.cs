@@ -18,6 +18,7 @@ public sealed unsafe partial class Transformer
         float* h1 = s[_inv.Norm1] + r0 * C;
         Norm(x, p.Norm1, p.Norm1Bias, h1, Row(s, _inv.Norm1Mean, r0), Row(s, _inv.Norm1Rstd, r0), 0, rows);
         float* qkv = s[_inv.Qkv] + r0 * Q;
+        _profile?.Enter(ProfileOp.Projections);
         Linear(rows, C, Q, h1, p.Qkv, p.QkvBias, qkv);
         if (c.Family == ModelFamily.Llama)
         {
@@ -51,12 +52,14 @@ public sealed unsafe partial class Transformer
         long up = UpWidth;
         float* x = s[_inv.Input] + r0 * C;
         float* a = scratch + r0 * C;
+        _profile?.Enter(ProfileOp.Projections);
         Linear(rows, C, C, s[_inv.AttnOut] + r0 * C, p.Out, p.OutBias, a);
         float* x2 = s[_inv.Residual1] + r0 * C;
         _k.Add(rows * C, x, a, x2);
         float* h2 = s[_inv.Norm2] + r0 * C;
         Norm(x2, p.Norm2, p.Norm2Bias, h2, Row(s, _inv.Norm2Mean, r0), Row(s, _inv.Norm2Rstd, r0), 0, rows);
         float* u = s[_inv.MlpUp] + r0 * up;
+        _profile?.Enter(ProfileOp.Mlp);
         Linear(rows, C, up, h2, p.Up, p.UpBias, u);
         float* m = s[_inv.MlpAct] + r0 * F;
         if (c.Family == ModelFamily.Llama) _k.SwiGluForward(rows, F, u, m);
@@ -77,6 +80,7 @@ public sealed unsafe partial class Transformer
         long up = UpWidth;
 
         // MLP: y = x2 + act(h2 Wup^T) Wdown^T
+        _profile?.Enter(ProfileOp.Mlp);
         LinearBackward(n, F, C, dy, s[_inv.MlpAct], p.Down, p.DownBias, _dAct);
         if (c.Family == ModelFamily.Llama) _k.SwiGluBackward(n, F, _dAct, s[_inv.MlpUp], _dUp);
         else _k.GeluBackward(n * F, _dAct, s[_inv.MlpUp], _dUp);
@@ -85,6 +89,7 @@ public sealed unsafe partial class Transformer
         NormBackward(_dH, s[_inv.Residual1], p.Norm2, p.Norm2Bias, Row(s, _inv.Norm2Mean, 0), Row(s, _inv.Norm2Rstd, 0), dx, n);
 
         // Attention: x2 = x + attn(norm1(x)) Wout^T; dx now holds dL/dx2.
+        _profile?.Enter(ProfileOp.Projections);
         LinearBackward(n, C, C, dx, s[_inv.AttnOut], p.Out, p.OutBias, _dO);
         var shape = AttnShape(batch, seq);
         float* q = s[_inv.Qkv];
@@ -145,6 +150,7 @@ public sealed unsafe partial class Transformer
         int C = Config.HiddenSize, V = Config.VocabSize;
         float* wh = W(Layout.Head);
         _schedule.Enter(_time.Head);
+        _profile?.Enter(ProfileOp.HeadAndLoss);
         for (long r0 = 0; r0 < n; r0 += HeadChunkRows)
         {
             long rows = Math.Min(HeadChunkRows, n - r0);

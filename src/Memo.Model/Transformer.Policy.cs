@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Memo.Backends;
+using Memo.Cpu.Device;
 using Memo.Model.Memory;
 using static Memo.Quantities;
 
@@ -7,7 +8,20 @@ namespace Memo.Model;
 
 /// <summary>Measured memory and copy figures of one step (the policy fields of the training log).</summary>
 public sealed record StepMemoryMetrics(long DevicePeakBytes, long HostPeakBytes, long SwappedBytes, long RecomputedTokens,
-    double CopyMs, double ExposedCopyMs, double Alpha, double LayerForwardMs, double RecomputeMs = 0);
+    double CopyMs, double ExposedCopyMs, double Alpha, double LayerForwardMs, double RecomputeMs = 0)
+{
+    /// <summary>Bytes the step wrote to the disk tier.</summary>
+    public long DiskWrittenBytes { get; init; }
+
+    /// <summary>Bytes the step read back from the disk tier.</summary>
+    public long DiskReadBytes { get; init; }
+
+    /// <summary>Milliseconds the copy stream spent in disk reads and writes (overlapped with compute where hidden).</summary>
+    public double DiskIoMs { get; init; }
+
+    /// <summary>The part of <see cref="ExposedCopyMs"/> spent waiting for layers that live (partly) on disk.</summary>
+    public double DiskWaitMs { get; init; }
+}
 
 public sealed unsafe partial class Transformer
 {
@@ -35,6 +49,10 @@ public sealed unsafe partial class Transformer
         private readonly long[][] _setOffsets;      // arena offset of each row of each set (-1 when absent)
         private readonly ICopyStream? _copy;
         private readonly IHostStore? _host;
+        private readonly DiskHostStore? _disk;
+        private readonly bool[]? _layerOnDisk;      // [layer]: some of its swapped bytes live on disk
+        private readonly OpProfile? _profile;
+        private double _diskWaitMs;
         private readonly long[][]? _hostOffsets;    // [layer][row]
         private readonly StreamEvent[] _outDone;
         private readonly StreamEvent[] _inDone;
@@ -61,6 +79,7 @@ public sealed unsafe partial class Transformer
         public PolicyRuntime(Transformer m)
         {
             _m = m;
+            _profile = m._profile;
             var cfg = m.Config;
             var layout = m.DeviceLayout;
             _policy = m.Memory.Policy;
@@ -100,7 +119,9 @@ public sealed unsafe partial class Transformer
                 long n = (long)m.MaxBatch * m.MaxSeq;
                 var (skel, rest) = SwapBytesPerToken();
                 int swapped = MemoryPolicy.SwappedLayers(_layers);
-                _alphaHost = HostBudget.MaxAlpha(_policy, _layers, skel, rest, n, m.Memory.HostBudget, m.Memory.Alpha);
+                // With a disk tier, the host budget bounds the RAM tier only: what does not fit goes to disk.
+                bool onDisk = m.Memory.HostStore.OnDisk;
+                _alphaHost = HostBudget.MaxAlpha(_policy, _layers, skel, rest, n, onDisk ? null : m.Memory.HostBudget, m.Memory.Alpha);
                 if (m.Memory.Alpha is double a)
                 {
                     _alpha = a;
@@ -114,6 +135,7 @@ public sealed unsafe partial class Transformer
                 double alphaMax = _policy == PolicyKind.Swap ? 1.0 : Math.Max(_alpha, _alphaHost);
                 long maxSwapRows = MemoryPolicy.SwappedTokens(alphaMax, n);
                 _hostOffsets = new long[_layers][];
+                var layerEnd = new long[_layers];
                 long off = 0;
                 for (int l = 0; l < _layers; l++)
                 {
@@ -123,11 +145,16 @@ public sealed unsafe partial class Transformer
                         _hostOffsets[l][i] = -1;
                         if (l >= swapped || !rows[i].NeededByBackward) continue;
                         _hostOffsets[l][i] = off;
-                        off += (_swapAllTokens[i] ? n : maxSwapRows) * _rowBytesPerToken[i];
+                        long bytes = (_swapAllTokens[i] ? n : maxSwapRows) * _rowBytesPerToken[i];
+                        off += onDisk ? DiskHostStore.AlignUp(bytes) : bytes; // direct I/O wants 4 KiB-aligned regions
                     }
+                    layerEnd[l] = off;
                 }
                 _hostCapacity = off;
-                _host = m._k.CreateHostStore(off);
+                (_host, _disk, RamTierBytes) = CreateStore(m, off);
+                _layerOnDisk = new bool[_layers];
+                for (int l = 0; l < swapped; l++)
+                    _layerOnDisk[l] = _disk != null && layerEnd[l] > RamTierBytes;
                 _copy = m._k.CreateCopyStream("memo-copy");
             }
             else
@@ -141,6 +168,41 @@ public sealed unsafe partial class Transformer
         public double Alpha => _alpha;
 
         public long HostCapacity => _hostCapacity;
+
+        /// <summary>Bytes of the host store kept in RAM; the rest (<see cref="HostCapacity"/> minus this) is on disk.</summary>
+        public long RamTierBytes { get; }
+
+        /// <summary>The disk tier's probed bandwidth (null without a disk tier).</summary>
+        public DiskBandwidth? DiskProbe { get; private set; }
+
+        /// <summary>The disk tier's directory and access mode (null without a disk tier).</summary>
+        public DiskHostStore? Disk => _disk;
+
+        /// <summary>
+        /// The store for <paramref name="capacity"/> bytes: the backend's RAM store, or with <c>--host-store disk</c>
+        /// RAM up to --host-memory (a multiple of 4 KiB) and a disk file for the rest, whose bandwidth is probed before its first use.
+        /// </summary>
+        private (IHostStore Store, DiskHostStore? Disk, long RamBytes) CreateStore(Transformer m, long capacity)
+        {
+            var spec = m.Memory.HostStore;
+            if (!spec.OnDisk) return (m._k.CreateHostStore(capacity), null, capacity);
+            long ram = Math.Min(capacity, (m.Memory.HostBudget ?? 0) / DiskHostStore.Alignment * DiskHostStore.Alignment);
+            if (ram == capacity) return (m._k.CreateHostStore(capacity), null, capacity);
+            var disk = new DiskHostStore(spec.DiskDirectory!, capacity - ram, spec.Disk);
+            IHostStore? ramStore = null;
+            try
+            {
+                DiskProbe = Memo.Cpu.Device.DiskProbe.Measure(disk, spec.ProbeBytes); // through the store itself: no extra space
+                if (ram > 0) ramStore = m._k.CreateHostStore(ram);
+                return (new TieredHostStore(ramStore, disk), disk, ram);
+            }
+            catch
+            {
+                ramStore?.Dispose();
+                disk.Dispose();
+                throw;
+            }
+        }
 
         /// <summary>Skeleton and token-local bytes per token of one layer's saved set (fp32 rows of the inventory).</summary>
         public (long Skeleton, long TokenLocal) SwapBytesPerToken()
@@ -177,6 +239,8 @@ public sealed unsafe partial class Transformer
             _forwardMs = 0;
             _hostPeak = 0;
             _recomputeMs = 0;
+            _diskWaitMs = 0;
+            _disk?.ResetCounters();
             Array.Clear(_outQueued);
             foreach (var e in _outDone) e.Reset();
             foreach (var e in _inDone) e.Reset();
@@ -194,7 +258,7 @@ public sealed unsafe partial class Transformer
         /// <summary>Before layer <paramref name="layer"/> writes its output (the next layer's input).</summary>
         public void BeforeOutput(int layer)
         {
-            if (Swapping && layer >= 1 && layer + 1 < _layers && _outQueued[layer - 1]) Wait(_outDone[layer - 1]);
+            if (Swapping && layer >= 1 && layer + 1 < _layers && _outQueued[layer - 1]) Wait(_outDone[layer - 1], layer - 1);
             _m._schedule.Enter(_m._time.Mlp(layer));
         }
 
@@ -225,8 +289,9 @@ public sealed unsafe partial class Transformer
             _m._schedule.Enter(_m._time.Backward(layer));
             var lb = SetFor(layer);
             lb.Output = _m._dO; // recomputation never touches the next layer's input
-            if (Swapping && IsSwapped(layer)) Wait(_inDone[layer]);
+            if (Swapping && IsSwapped(layer)) Wait(_inDone[layer], layer);
             long t0 = Stopwatch.GetTimestamp();
+            _profile?.BeginRecompute();
             switch (_policy)
             {
                 case PolicyKind.Recompute:
@@ -245,6 +310,7 @@ public sealed unsafe partial class Transformer
                     }
                     break;
             }
+            _profile?.EndRecompute();
             _recomputeMs += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             return lb;
         }
@@ -291,6 +357,8 @@ public sealed unsafe partial class Transformer
             {
                 // alpha from measured compute time per layer and measured copy bandwidth (bytes per ms).
                 double bandwidth = bytesCopied / copyMs;
+                // A layer on disk moves at most at the disk's speed: the slower tier bounds alpha (probe, bytes per ms).
+                if (DiskProbe != null && _layerOnDisk!.Any(x => x)) bandwidth = Math.Min(bandwidth, DiskProbe.SlowerBytesPerSecond / 1000);
                 var (skel, rest) = SwapBytesPerToken();
                 double bytesHidden = bandwidth * layerMs;
                 double alphaBw = MemoryPolicy.AlphaForLink(bytesHidden, (double)skel * _n, (double)rest * _n);
@@ -298,10 +366,24 @@ public sealed unsafe partial class Transformer
                 _alphaMeasured = true;
             }
             Metrics = new StepMemoryMetrics(_m._arena.PeakBytes, _hostPeak, _swappedBytes, _recomputedTokens, copyMs, _exposedMs,
-                _policy == PolicyKind.Memo ? (double)_swapRows / Math.Max(1, _n) : (Swapping ? 1 : 0), layerMs, _recomputeMs);
+                _policy == PolicyKind.Memo ? (double)_swapRows / Math.Max(1, _n) : (Swapping ? 1 : 0), layerMs, _recomputeMs)
+            {
+                DiskWrittenBytes = _disk?.BytesWritten ?? 0,
+                DiskReadBytes = _disk?.BytesRead ?? 0,
+                DiskIoMs = _disk?.IoMs ?? 0,
+                DiskWaitMs = _diskWaitMs,
+            };
         }
 
-        private void Wait(StreamEvent e) => _exposedMs += e.Synchronize();
+        /// <summary>Waits for a copy of <paramref name="layer"/>'s set; the wait is exposed copy time, disk wait when the layer lives on disk.</summary>
+        private void Wait(StreamEvent e, int layer)
+        {
+            double ms = e.Synchronize();
+            _exposedMs += ms;
+            bool disk = _layerOnDisk != null && _layerOnDisk[layer];
+            if (disk) _diskWaitMs += ms;
+            _profile?.AddMs(disk ? ProfileOp.DiskWait : ProfileOp.CopyWait, ms);
+        }
 
         /// <summary>Queues NaN fills of a slot on the copy engine (ordered after its copies), or fills at once without one.</summary>
         private void PoisonSet(int s, bool skipInput = false)

@@ -25,6 +25,7 @@ public sealed unsafe partial class Transformer : IDisposable
     public const int HeadChunkRows = 256;
 
     private readonly IBackend _k;          // the backend's kernels and copies
+    private readonly OpProfile? _profile;  // set when the backend is a ProfilingBackend: op boundaries are marked
     private readonly InventoryIndex _inv;
     private readonly DeviceArena _arena;
     private readonly PolicyRuntime _policy;
@@ -73,6 +74,7 @@ public sealed unsafe partial class Transformer : IDisposable
         MaxSeq = maxSeq;
         Memory = memory ?? new MemoryOptions();
         _k = backend;
+        _profile = (backend as ProfilingBackend)?.Profile;
         _inv = new InventoryIndex(config);
         Layout = new ParameterLayout(config);
         DeviceLayout = MemoryLayout.Build(config, maxBatch, maxSeq, Memory.Policy, backend);
@@ -229,6 +231,15 @@ public sealed unsafe partial class Transformer : IDisposable
 
     /// <summary>Bytes of the host store for swapped activations (0 for keep and recompute).</summary>
     public long HostStoreBytes => _policy.HostCapacity;
+
+    /// <summary>Bytes of the host store kept in RAM; with a disk tier the rest of <see cref="HostStoreBytes"/> is on disk.</summary>
+    public long HostRamBytes => _policy.RamTierBytes;
+
+    /// <summary>The disk tier (null without one): its directory and access mode.</summary>
+    public Memo.Cpu.Device.DiskHostStore? DiskTier => _policy.Disk;
+
+    /// <summary>The disk tier's bandwidth, probed when the model was built (null without a disk tier).</summary>
+    public Memo.Cpu.Device.DiskBandwidth? DiskProbe => _policy.DiskProbe;
 
     /// <summary>The current memo alpha (1 for swap, 0 for keep and recompute).</summary>
     public double Alpha => Memory.Policy switch { PolicyKind.Memo => _policy.Alpha, PolicyKind.Swap => 1, _ => 0 };

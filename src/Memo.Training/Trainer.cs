@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Memo.Backends;
 using Memo.Cpu;
 using Memo.Distributed;
 using Memo.Model;
@@ -13,6 +14,9 @@ public sealed record StepMetrics(long Step, double Loss, double LearningRate, do
 {
     /// <summary>The sequence length the step trained at (below the run's length during a length curriculum).</summary>
     public int Seq { get; init; }
+
+    /// <summary>With <c>--profile</c>: milliseconds of the step per <see cref="ProfileOp"/> (null otherwise).</summary>
+    public IReadOnlyList<double>? ProfileMs { get; init; }
 
     /// <summary>Recall accuracy over the step's answer positions, or NaN when the data has none.</summary>
     public double Accuracy => AnswersTotal == 0 ? double.NaN : (double)AnswersCorrect / AnswersTotal;
@@ -101,6 +105,8 @@ public sealed class Trainer : IDisposable
     public StepMetrics TrainStep()
     {
         var sw = Stopwatch.StartNew();
+        var profile = (Model.Backend as ProfilingBackend)?.Profile;
+        profile?.BeginStep();
         Model.ZeroGrads();
         int seq = CurrentSeq, rows = Rows(seq), n = rows * seq;
         int cp = Parallel?.ContextSize ?? 1, dp = Parallel?.DataSize ?? 1, dataRank = Parallel?.DataRank ?? 0;
@@ -125,7 +131,13 @@ public sealed class Trainer : IDisposable
                 var m = Model.LastMetrics;
                 mem = mem == null ? m : new StepMemoryMetrics(Math.Max(mem.DevicePeakBytes, m.DevicePeakBytes), Math.Max(mem.HostPeakBytes, m.HostPeakBytes),
                     mem.SwappedBytes + m.SwappedBytes, mem.RecomputedTokens + m.RecomputedTokens, mem.CopyMs + m.CopyMs, mem.ExposedCopyMs + m.ExposedCopyMs,
-                    m.Alpha, m.LayerForwardMs, mem.RecomputeMs + m.RecomputeMs);
+                    m.Alpha, m.LayerForwardMs, mem.RecomputeMs + m.RecomputeMs)
+                {
+                    DiskWrittenBytes = mem.DiskWrittenBytes + m.DiskWrittenBytes,
+                    DiskReadBytes = mem.DiskReadBytes + m.DiskReadBytes,
+                    DiskIoMs = mem.DiskIoMs + m.DiskIoMs,
+                    DiskWaitMs = mem.DiskWaitMs + m.DiskWaitMs,
+                };
             }
         }
         if (Parallel is { World.Size: > 1 } p)
@@ -142,12 +154,14 @@ public sealed class Trainer : IDisposable
             loss /= GradAccum;
         }
         double lr = Hyper.LearningRateAt(Step);
+        profile?.Enter(ProfileOp.Optimizer);
         double norm = Optimizer.Update(Hyper, lr);
         Step++;
         if (Parallel is { World.Size: > 1 } q && CheckReplicasEvery > 0 && Step % CheckReplicasEvery == 0) CheckReplicas(q.World);
         double ms = sw.Elapsed.TotalMilliseconds;
+        profile?.EndStep(ms);
         return new StepMetrics(Step, loss, lr, norm, ms, tokens / (ms / 1000.0), correct, total,
-            NativeMemoryStats.Current, NativeMemoryStats.Peak, mem!) { Seq = seq };
+            NativeMemoryStats.Current, NativeMemoryStats.Peak, mem!) { Seq = seq, ProfileMs = profile?.StepMs.ToArray() };
     }
 
     /// <summary>Throws a one-line error naming the rank whose parameters differ from rank 0's (a collective).</summary>

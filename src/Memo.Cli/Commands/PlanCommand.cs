@@ -45,7 +45,7 @@ public static class PlanCommand
         var maxSeq = new Option<bool>("--max-seq") { Description = "Find the longest sequence (a multiple of 1K) that fits, per strategy" };
         var measure = new Option<bool>("--measure") { Description = "Measure what the local backend can (cpu: the engine's GEMM and attention FLOP/s at the model's shapes, element-wise and copy bandwidth)" };
         var threads = OptionTable.Threads();
-        var profile = new Option<string?>("--profile") { Description = "JSON profile file overriding fields of --gpu (keys as in --json's profile)" };
+        var profile = new Option<string?>("--device-profile") { Description = "JSON device-profile file overriding fields of --gpu (keys as in --json's profile)" };
         var pp = new Option<int?>("--pp") { Description = "Fix the pipeline-parallel degree (stages; must divide the layers)" };
         var lmHead = new Option<string>("--lm-head") { Description = "LM head and loss for every strategy: chunked (8K tokens at a time) or whole (all logits at once)", DefaultValueFactory = _ => "chunked" };
         var without = new Option<string[]>("--without")
@@ -166,7 +166,7 @@ public static class PlanCommand
         var dev = DeviceProfile.Resolve(o.Gpu);
         if (o.Profile is { } file)
         {
-            if (!File.Exists(file)) throw new MemoException($"--profile: file '{file}' does not exist; give a JSON profile file");
+            if (!File.Exists(file)) throw new MemoException($"--device-profile: file '{file}' does not exist; give a JSON profile file");
             dev = DeviceProfile.FromJson(File.ReadAllText(file), file, dev);
         }
         if (o.DeviceMemory is { } dm) dev = dev with { DeviceMemoryBytes = Positive(Sizes.ParseBytes(dm, "--device-memory"), "--device-memory") };
@@ -223,7 +223,7 @@ public static class PlanCommand
         if (o.Measure)
         {
             if (local is null || !local.CanMeasure(dev))
-                throw new MemoException($"--measure: no CUDA backend is available yet to measure '{dev.Name}'; drop --measure to plan with the preset profile, or give measured figures with --profile FILE.json");
+                throw new MemoException($"--measure: no CUDA backend is available yet to measure '{dev.Name}'; drop --measure to plan with the preset profile, or give measured figures with --device-profile FILE.json");
             // Kernels are timed at the planned shapes (at 4K tokens when the length is searched or swept).
             var workload = new MeasureWorkload(cfg, o.Batch, seqValue > 0 ? seqValue : 4096, dev.CpuEngine ? request.EngineThreads : 1);
             dev = local.Measure(dev, workload, notes);

@@ -93,18 +93,26 @@ public sealed unsafe class CopyEngine : ICopyStream
             spin.SpinOnce(sleep1Threshold: -1);
             if (spin.NextSpinWillYield) Thread.Sleep(0);
         }
-        if (_error != null) throw new InvalidOperationException($"copy engine {Name} failed: {_error.Message}", _error);
+        if (_error != null) ThrowFailed();
     }
 
     private void Enqueue(Command c)
     {
-        if (_error != null) throw new InvalidOperationException($"copy engine {Name} failed: {_error.Message}", _error);
+        if (_error != null) ThrowFailed();
         var spin = new SpinWait();
         while (Interlocked.Read(ref _head) - Interlocked.Read(ref _tail) >= _ring.Length) spin.SpinOnce();
         long h = Interlocked.Read(ref _head);
         _ring[h % _ring.Length] = c;
         Interlocked.Exchange(ref _head, h + 1);
         _items.Release();
+    }
+
+    /// <summary>A user-facing failure (a full disk under the host store) stays one clean line; anything else names the engine.</summary>
+    [StackTraceHidden]
+    private void ThrowFailed()
+    {
+        if (_error is MemoException me) throw new MemoException(me.Message, me, me.ExitCode);
+        throw new InvalidOperationException($"copy engine {Name} failed: {_error!.Message}", _error);
     }
 
     private void Loop()

@@ -14,6 +14,12 @@ public sealed record MemoryOptions
     /// <summary>Host store capacity in bytes; null takes what swapping needs at alpha = 1.</summary>
     public long? HostBudget { get; init; }
 
+    /// <summary>
+    /// Where swapped activations go: host RAM (the default) or disk, with RAM used up to
+    /// <see cref="HostBudget"/> first (three tiers: device arena, RAM, disk).
+    /// </summary>
+    public Memo.Cpu.Device.HostStoreSpec HostStore { get; init; } = Memo.Cpu.Device.HostStoreSpec.Memory;
+
     /// <summary>Fill every released device region with NaN, so a use after release shows in the loss.</summary>
     public bool Poison { get; init; }
 

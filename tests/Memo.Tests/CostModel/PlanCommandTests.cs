@@ -184,7 +184,7 @@ public sealed class PlanCommandTests : IDisposable
     {
         string file = Path.Combine(_dir, "node.json");
         File.WriteAllText(file, """{"base":"a800","host_memory_bytes":"1TiB"}""");
-        var (_, small, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--tp", "8", "--strategy", "memo", "--json", "--profile", file);
+        var (_, small, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--tp", "8", "--strategy", "memo", "--json", "--device-profile", file);
         var (_, large, _) = Invoke("--model", "paper-7b", "--seq", "1M", "--tp", "8", "--strategy", "memo", "--json");
         double a1 = JsonNode.Parse(small)!["strategies"]![0]!["alpha"]!.GetValue<double>();
         double a2 = JsonNode.Parse(large)!["strategies"]![0]!["alpha"]!.GetValue<double>();
@@ -230,7 +230,7 @@ public sealed class PlanCommandTests : IDisposable
     [InlineData("no CUDA backend", "--model", "paper-7b", "--seq", "1M", "--measure")]
     [InlineData("is not a range", "--model", "paper-7b", "--sweep-seq", "32K")]
     [InlineData("is not a size", "--model", "paper-7b", "--seq", "1M", "--node-host-memory", "big")]
-    [InlineData("does not exist", "--model", "paper-7b", "--seq", "1M", "--profile", "/nonexistent/p.json")]
+    [InlineData("does not exist", "--model", "paper-7b", "--seq", "1M", "--device-profile", "/nonexistent/p.json")]
     [InlineData("give one of them", "--model", "paper-7b", "--max-seq", "--sweep-seq", "32K..1M")]
     [InlineData("applies to --gpu cpu only", "--model", "paper-7b", "--seq", "1M", "--threads", "2")]
     [InlineData("one device without tensor", "--model", "llama-small", "--seq", "4K", "--gpu", "cpu", "--gpus", "2")]

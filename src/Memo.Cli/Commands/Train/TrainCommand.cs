@@ -5,6 +5,7 @@ using System.CommandLine;
 using System.Globalization;
 using Memo.Backends;
 using Memo.Cpu;
+using Memo.Cpu.Device;
 using Memo.Model;
 using Memo.Model.Memory;
 using Memo.Training;
@@ -55,6 +56,8 @@ internal static class TrainCommand
         var alpha = OptionTable.Alpha();
         var deviceMemory = OptionTable.DeviceMemory();
         var hostMemory = OptionTable.HostMemory();
+        var hostStore = OptionTable.HostStore();
+        var profile = OptionTable.Profile();
         var poison = OptionTable.Flag("--poison", "fill every released device region with NaN (debug: a use after release shows in the loss)");
         var dryRun = OptionTable.Flag("--dry-run", "print the memory report and stop before training");
         var backend = OptionTable.Backend();
@@ -71,7 +74,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a model on the CPU. With no arguments: a small llama on the synthetic recall task.")
         {
             model, layers, data, task, seq, batch, accum, steps, lr, warmup, curriculum, seed, checkpoint, every, save, resume, log, threads,
-            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, reschedule, backend, init, ropeTheta, ropeScaling, tokenizer, tokenCache, cp, checkReplicas, commTimeout,
+            policy, alpha, deviceMemory, hostMemory, poison, dryRun, evalSamples, reschedule, backend, init, ropeTheta, ropeScaling, tokenizer, tokenCache, cp, checkReplicas, commTimeout, hostStore, profile,
         };
         cmd.SetAction(p =>
         {
@@ -97,7 +100,8 @@ internal static class TrainCommand
                 LogFile = p.GetValue(log),
                 EvalSamples = p.GetValue(evalSamples),
                 Threads = p.GetValue(threads),
-                Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison)),
+                Memory = ParseMemory(p.GetValue(policy)!, p.GetValue(alpha), p.GetValue(deviceMemory), p.GetValue(hostMemory), p.GetValue(poison), p.GetValue(hostStore)!),
+                Profile = p.GetValue(profile),
                 DryRun = p.GetValue(dryRun),
                 Reschedule = p.GetValue(reschedule),
                 Backend = p.GetValue(backend)!,
@@ -140,6 +144,7 @@ internal static class TrainCommand
         public int? Threads { get; init; }
         public MemoryOptions Memory { get; init; } = new();
         public bool DryRun { get; init; }
+        public bool Profile { get; init; }
         public bool Reschedule { get; init; }
         public string Backend { get; init; } = "cpu";
         public string? InitDir { get; init; }
@@ -180,7 +185,7 @@ internal static class TrainCommand
         return cfg.WithRope(theta, scaling);
     }
 
-    internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison)
+    internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison, string hostStore = "memory")
     {
         double? a = null;
         if (alpha != null)
@@ -194,7 +199,10 @@ internal static class TrainCommand
         long? d = device != null ? Sizes.ParseBytes(device, "--device-memory") : null;
         long? h = host != null ? Sizes.ParseBytes(host, "--host-memory") : null;
         if (d is <= 0) throw new MemoException("--device-memory must be positive");
-        return new MemoryOptions { Policy = p, Alpha = a, DeviceBudget = d, HostBudget = h, Poison = poison };
+        var store = HostStoreSpec.Parse(hostStore);
+        if (store.OnDisk && p is not (PolicyKind.Swap or PolicyKind.Memo))
+            throw new MemoException($"--host-store disk applies to --policy swap or memo (got --policy {policy}: it swaps nothing)");
+        return new MemoryOptions { Policy = p, Alpha = a, DeviceBudget = d, HostBudget = h, Poison = poison, HostStore = store };
     }
 
     /// <summary>What a run trains: resolved from the flags, or from the trainer state of <c>--resume</c>.</summary>
@@ -246,7 +254,8 @@ internal static class TrainCommand
         if (writer) Preflight.Check(a, cfg);
         using var parallel = ParallelRun.Start(cp, s.Seq, a.CommTimeout);
         using var cpBackend = parallel != null && cp > 1 ? parallel.Backend(baseBackend, cfg, s.Batch, s.Seq) : null;
-        var backend = cpBackend ?? baseBackend;
+        using var profiling = a.Profile ? new ProfilingBackend(cpBackend ?? baseBackend, new OpProfile()) : null;
+        IBackend backend = profiling ?? cpBackend ?? baseBackend;
         bool root = parallel?.IsRoot ?? true;
         using var model = new Transformer(backend, cfg, s.Batch, local, a.Memory);
         using var trainer = new Trainer(model, source, s.Hyper, s.Batch, s.Seq, s.GradAccum, parallel?.Groups) { CheckReplicasEvery = a.CheckReplicas };
@@ -267,6 +276,13 @@ internal static class TrainCommand
         }
 
         TrainLog.Header(Console.Error, s, trainer, backend, a.ResumeDir);
+        if (model.DiskTier is { } disk)
+        {
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"tiers   swap store: RAM {Sizes.FormatBytes(model.HostRamBytes)}, disk {Sizes.FormatBytes(model.HostStoreBytes - model.HostRamBytes)} in {disk.Directory} ({disk.IoMode}{(disk.Preallocated ? ", preallocated" : "")})"));
+            if (model.DiskProbe is { } probe)
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"disk    probe: write {probe.WriteBytesPerSecond / 1e6:0} MB/s, read {probe.ReadBytesPerSecond / 1e6:0} MB/s ({Sizes.FormatBytes(probe.Bytes)})"));
+        }
         if (parallel != null)
             Console.Error.WriteLine($"ranks   {parallel.Groups.World.Size} processes: {parallel.Groups.DataSize} data-parallel groups of {cp} context-parallel ranks, {s.Batch} x {local} tokens per rank; memory above is rank 0's");
         if (a.InitDir != null) Console.Error.WriteLine($"weights from {a.InitDir} (fresh optimizer)");
@@ -286,6 +302,7 @@ internal static class TrainCommand
             return signal.ExitCode;
         }
         if (loop.History.Count > 0) TrainLog.Summary(Console.Out, loop.History);
+        if (a.Profile) TrainLog.Profile(Console.Out, loop.History);
         if (a.EvalSamples > 0 && s.DataSpec.StartsWith("task:", StringComparison.Ordinal)) TrainLog.HeldOut(Console.Out, trainer, s.DataSpec, s.Seed, cfg.VocabSize, a.EvalSamples);
         if (a.SaveDir != null && root) Save(a, loop, saved, tokenizer);
         return 0;
@@ -316,7 +333,7 @@ internal static class TrainCommand
     private static readonly HashSet<string> ChangeableOnResume = new(StringComparer.Ordinal)
     {
         "--resume", "--steps", "--reschedule", "--log", "--threads", "--checkpoint", "--checkpoint-every", "--save", "--eval-samples",
-        "--policy", "--alpha", "--device-memory", "--host-memory", "--poison", "--dry-run", "--backend",
+        "--policy", "--alpha", "--device-memory", "--host-memory", "--host-store", "--profile", "--poison", "--dry-run", "--backend",
         "--cp", "--check-replicas", "--comm-timeout", // a checkpoint resumes on any number of ranks
     };
 
@@ -405,7 +422,7 @@ internal static class TrainCommand
         if (a.Memory.Policy is PolicyKind.Swap or PolicyKind.Memo)
         {
             var (skel, rest) = HostBudget.PerToken(cfg);
-            double alphaHost = HostBudget.MaxAlpha(a.Memory.Policy, cfg.NumLayers, skel, rest, (long)s.Batch * seq, a.Memory.HostBudget, a.Memory.Alpha);
+            double alphaHost = HostBudget.MaxAlpha(a.Memory.Policy, cfg.NumLayers, skel, rest, (long)s.Batch * seq, a.Memory.HostStore.OnDisk ? null : a.Memory.HostBudget, a.Memory.Alpha);
             alphaShown = a.Memory.Policy == PolicyKind.Swap ? 1.0 : a.Memory.Alpha ?? alphaHost;
         }
         long hostBytes = MemoryReport.HostBytes(cfg, s.Batch, seq, a.Memory.Policy, alphaShown);
@@ -418,6 +435,12 @@ internal static class TrainCommand
             Console.WriteLine($"ring    each rank sends {ringBytes} bytes per micro-batch ({Sizes.FormatBytes(ringBytes)}: {3 * cp - 2} key/value blocks of {Sizes.FormatBytes(ringShape.KvFloats * 4)} per layer)");
         }
         Console.WriteLine(MemoryReport.Describe(layout, capacity, hostBytes, alphaShown));
+        if (a.Memory.HostStore.OnDisk && hostBytes > 0)
+        {
+            long ram = Math.Min(hostBytes, (a.Memory.HostBudget ?? 0) / DiskHostStore.Alignment * DiskHostStore.Alignment);
+            Console.WriteLine($"  host   {"RAM tier",-20} {Sizes.FormatBytes(ram),12}  (--host-memory)");
+            Console.WriteLine($"  disk   {"disk tier",-20} {Sizes.FormatBytes(hostBytes - ram),12}  in {Path.GetFullPath(a.Memory.HostStore.DiskDirectory!)} (plus up to 4 KiB padding per region)");
+        }
         return 0;
     }
 

@@ -82,6 +82,16 @@ internal static class TrainLog
             ["exposed_copy_ms"] = Math.Round(m.Memory.ExposedCopyMs, 3),
             ["alpha"] = m.Memory.Alpha,
         };
+        o["disk_written_bytes"] = m.Memory.DiskWrittenBytes;
+        o["disk_read_bytes"] = m.Memory.DiskReadBytes;
+        o["disk_io_ms"] = Math.Round(m.Memory.DiskIoMs, 3);
+        o["disk_wait_ms"] = Math.Round(m.Memory.DiskWaitMs, 3);
+        if (m.ProfileMs is { } profile)
+        {
+            var p = new JsonObject();
+            for (int i = 0; i < profile.Count; i++) p[OpProfile.Name((ProfileOp)i)] = Math.Round(profile[i], 3);
+            o["profile_ms"] = p;
+        }
         if (m.AnswersTotal > 0) o["accuracy"] = m.Accuracy;
         if (ring is { } r)
         {
@@ -91,6 +101,26 @@ internal static class TrainLog
             o["ring_wait_ms"] = Math.Round(r.WaitSeconds * 1000, 3);
         }
         return o.ToJsonString();
+    }
+
+    /// <summary>
+    /// The --profile table: each op's milliseconds per step and share of the step, averaged over the steps after the
+    /// first (JIT warm-up, first disk writes), or the one step there is.
+    /// </summary>
+    public static void Profile(TextWriter w, List<StepMetrics> h)
+    {
+        var steps = h.Where(m => m.ProfileMs != null).ToList();
+        if (steps.Count == 0) return;
+        if (steps.Count > 1) steps = steps.Skip(1).ToList();
+        int ops = steps[0].ProfileMs!.Count;
+        var avg = new double[ops];
+        foreach (var m in steps)
+        {
+            for (int i = 0; i < ops; i++) avg[i] += m.ProfileMs![i] / steps.Count;
+        }
+        var last = steps[^1];
+        w.WriteLine(OpProfile.Table(avg, steps.Average(m => m.StepMs), string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"profile: mean of {steps.Count} step(s) from step {steps[0].Step}, T = {last.Seq}, alpha {last.Memory.Alpha:0.###}")));
     }
 
     /// <summary>Recall accuracy over the last 20 steps.</summary>
