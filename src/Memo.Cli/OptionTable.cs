@@ -49,7 +49,7 @@ internal static class OptionTable
     public static Option<string> Policy() => Text("--policy", "activation memory policy: keep, recompute, swap or memo", "keep");
 
     public static Option<string> Alpha() =>
-        Text("--alpha", "memo: fraction of tokens whose token-local activations are swapped (default: the largest the copy time and host budget allow)");
+        Text("--alpha", "memo: fraction of tokens whose token-local activations are swapped, for every layer (0.5) or per layer (0.2,0.4,...: one value per layer) (default: the largest the copy time and host budget allow)");
 
     public static Option<string> DeviceMemory() =>
         Text("--device-memory", "device memory per device, e.g. 512MiB or 80GiB (train: the arena budget, default what the plan needs; plan: overrides the profile)");

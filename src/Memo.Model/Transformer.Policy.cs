@@ -67,7 +67,8 @@ public sealed unsafe partial class Transformer
         private int _seq;
         private long _n;
         private bool _backward;
-        private long _swapRows;
+        private long[] _swapRows = [];         // per layer: tokens whose token-local rows are swapped this step
+        private double[] _alphas = [];         // per layer: the memo alpha (fixed, or chosen by the one rule)
         private long _swappedBytes;
         private long _recomputedTokens;
         private double _exposedMs;
@@ -122,7 +123,25 @@ public sealed unsafe partial class Transformer
                 // With a disk tier, the host budget bounds the RAM tier only: what does not fit goes to disk.
                 bool onDisk = m.Memory.HostStore.OnDisk;
                 _alphaHost = HostBudget.MaxAlpha(_policy, _layers, skel, rest, n, onDisk ? null : m.Memory.HostBudget, m.Memory.Alpha);
-                if (m.Memory.Alpha is double a)
+                _alphas = new double[_layers];
+                if (m.Memory.Alphas is { } fixedAlphas)
+                {
+                    // One alpha per layer (the last two layers' values are unused: they are not swapped). The host store
+                    // holds the skeleton of every swapped layer and alpha_l of its other rows: linear in alpha, so the
+                    // vector fits exactly when its mean over the swapped layers fits as a uniform alpha.
+                    if (fixedAlphas.Count != _layers)
+                        throw MemoException.About($"{Name(Quantity.Alpha)} has {fixedAlphas.Count} values but the model has {_layers} layers; give one value, or one per layer", Quantity.Alpha);
+                    foreach (double x in fixedAlphas)
+                    {
+                        if (!(x >= 0 && x <= 1)) throw MemoException.About($"{Name(Quantity.Alpha)} must be between 0 and 1 (got {x})", Quantity.Alpha);
+                    }
+                    double mean = swapped == 0 ? 0 : fixedAlphas.Take(swapped).Average();
+                    HostBudget.MaxAlpha(_policy, _layers, skel, rest, n, onDisk ? null : m.Memory.HostBudget, mean);
+                    for (int l = 0; l < _layers; l++) _alphas[l] = fixedAlphas[l];
+                    _alpha = mean;
+                    _alphaMeasured = true;
+                }
+                else if (m.Memory.Alpha is double a)
                 {
                     _alpha = a;
                     _alphaMeasured = true;
@@ -132,14 +151,17 @@ public sealed unsafe partial class Transformer
                     _alpha = _policy == PolicyKind.Swap ? 1.0 : _alphaHost;
                     _alphaMeasured = _policy == PolicyKind.Swap;
                 }
-                double alphaMax = _policy == PolicyKind.Swap ? 1.0 : Math.Max(_alpha, _alphaHost);
-                long maxSwapRows = MemoryPolicy.SwappedTokens(alphaMax, n);
+                if (m.Memory.Alphas is null) Array.Fill(_alphas, _alpha);
+                _swapRows = new long[_layers];
                 _hostOffsets = new long[_layers][];
                 var layerEnd = new long[_layers];
                 long off = 0;
                 for (int l = 0; l < _layers; l++)
                 {
                     _hostOffsets[l] = new long[rows.Count];
+                    // A fixed vector sizes each layer by its own alpha; a chosen alpha may grow up to the host bound.
+                    double alphaMax = _policy == PolicyKind.Swap ? 1.0 : m.Memory.Alphas != null ? _alphas[l] : Math.Max(_alpha, _alphaHost);
+                    long maxSwapRows = MemoryPolicy.SwappedTokens(alphaMax, n);
                     for (int i = 0; i < rows.Count; i++)
                     {
                         _hostOffsets[l][i] = -1;
@@ -166,6 +188,19 @@ public sealed unsafe partial class Transformer
         public StepMemoryMetrics Metrics { get; private set; } = new(0, 0, 0, 0, 0, 0, 0, 0, 0);
 
         public double Alpha => _alpha;
+
+        /// <summary>Each layer's memo alpha (one value per layer; the last two layers are not swapped).</summary>
+        public IReadOnlyList<double> Alphas => _alphas;
+
+        /// <summary>Swapped tokens over all tokens, averaged over the swapped layers (the alpha a step ran at).</summary>
+        private double SwappedShare()
+        {
+            int swapped = MemoryPolicy.SwappedLayers(_layers);
+            if (swapped == 0 || _n == 0) return (double)(_swapRows.Length > 0 ? _swapRows[0] : 0) / Math.Max(1, _n);
+            double sum = 0;
+            for (int l = 0; l < swapped; l++) sum += _swapRows[l];
+            return sum / swapped / _n;
+        }
 
         public long HostCapacity => _hostCapacity;
 
@@ -232,7 +267,7 @@ public sealed unsafe partial class Transformer
             _seq = seq;
             _n = (long)batch * seq;
             _backward = backward;
-            _swapRows = _policy == PolicyKind.Memo ? MemoryPolicy.SwappedTokens(_alpha, _n) : _n;
+            for (int l = 0; l < _swapRows.Length; l++) _swapRows[l] = _policy == PolicyKind.Memo ? MemoryPolicy.SwappedTokens(_alphas[l], _n) : _n;
             _swappedBytes = 0;
             _recomputedTokens = 0;
             _exposedMs = 0;
@@ -273,7 +308,7 @@ public sealed unsafe partial class Transformer
             for (int i = 0; i < rows.Count; i++)
             {
                 if (lb.Saved[i] == null) continue;
-                long bytes = (_swapAllTokens[i] ? _n : _swapRows) * _rowBytesPerToken[i];
+                long bytes = (_swapAllTokens[i] ? _n : _swapRows[layer]) * _rowBytesPerToken[i];
                 _copy!.ToHost(lb.Saved[i], _host!, _hostOffsets![layer][i], bytes, null, null);
                 _swappedBytes += bytes;
                 hostEnd = Math.Max(hostEnd, _hostOffsets[layer][i] + bytes);
@@ -301,9 +336,9 @@ public sealed unsafe partial class Transformer
                     _recomputedTokens += _n;
                     break;
                 case PolicyKind.Memo:
-                    if (IsSwapped(layer) && _swapRows < _n)
+                    if (IsSwapped(layer) && _swapRows[layer] < _n)
                     {
-                        long r0 = _swapRows, rows = _n - _swapRows;
+                        long r0 = _swapRows[layer], rows = _n - _swapRows[layer];
                         _m.PreAttention(lb, r0, rows, seq);
                         _m.PostAttention(lb, r0, rows, _m._dO, _m._dH);
                         _recomputedTokens += rows;
@@ -336,7 +371,7 @@ public sealed unsafe partial class Transformer
                         for (int i = 0; i < rows.Count; i++)
                         {
                             if (lb.Saved[i] == null) continue;
-                            long bytes = (_swapAllTokens[i] ? _n : _swapRows) * _rowBytesPerToken[i];
+                            long bytes = (_swapAllTokens[i] ? _n : _swapRows[next]) * _rowBytesPerToken[i];
                             _copy!.FromHost(_host!, _hostOffsets![next][i], lb.Saved[i], bytes, null, null);
                         }
                         _copy!.Record(_inDone[next]);
@@ -363,10 +398,11 @@ public sealed unsafe partial class Transformer
                 double bytesHidden = bandwidth * layerMs;
                 double alphaBw = MemoryPolicy.AlphaForLink(bytesHidden, (double)skel * _n, (double)rest * _n);
                 _alpha = Math.Min(_alphaHost, alphaBw);
+                Array.Fill(_alphas, _alpha);
                 _alphaMeasured = true;
             }
             Metrics = new StepMemoryMetrics(_m._arena.PeakBytes, _hostPeak, _swappedBytes, _recomputedTokens, copyMs, _exposedMs,
-                _policy == PolicyKind.Memo ? (double)_swapRows / Math.Max(1, _n) : (Swapping ? 1 : 0), layerMs, _recomputeMs)
+                _policy == PolicyKind.Memo ? SwappedShare() : (Swapping ? 1 : 0), layerMs, _recomputeMs)
             {
                 DiskWrittenBytes = _disk?.BytesWritten ?? 0,
                 DiskReadBytes = _disk?.BytesRead ?? 0,

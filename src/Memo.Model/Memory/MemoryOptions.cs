@@ -8,6 +8,12 @@ public sealed record MemoryOptions
     /// <summary>Fraction of tokens whose token-local activations are swapped under <see cref="PolicyKind.Memo"/>; null chooses it from measurements.</summary>
     public double? Alpha { get; init; }
 
+    /// <summary>
+    /// One memo alpha per layer (a fixed vector, as <see cref="MemoryPolicy.Alphas"/> holds it); when set it takes
+    /// the place of <see cref="Alpha"/>. The last two layers' values are not used: those layers are not swapped.
+    /// </summary>
+    public IReadOnlyList<double>? Alphas { get; init; }
+
     /// <summary>Device arena capacity in bytes; null takes exactly what the layout needs.</summary>
     public long? DeviceBudget { get; init; }
 

@@ -75,6 +75,34 @@ public sealed unsafe class PolicyEquivalenceTests(ITestOutputHelper output)
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void Memo_takes_one_alpha_per_layer(ModelFamily family)
+    {
+        // 5 layers: layers 0-2 are swapped (the last two start backward at once). Batch 2 x 48 = 96 tokens per step.
+        var cfg = Config(family, layers: 5);
+        const int batch = 2, seq = 48;
+        var keep = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Keep, Poison = true }, steps: 2);
+        // A uniform vector is the scalar alpha, to the bit.
+        var scalar = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Memo, Alpha = 0.37, Poison = true }, steps: 2);
+        var uniform = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Memo, Alphas = [0.37, 0.37, 0.37, 0.37, 0.37], Poison = true }, steps: 2);
+        Assert.Equal(scalar.Losses, uniform.Losses);
+        Assert.True(scalar.Grads.AsSpan().SequenceEqual(uniform.Grads));
+        Assert.Equal(scalar.Metrics.RecomputedTokens, uniform.Metrics.RecomputedTokens);
+        Assert.Equal(scalar.Metrics.SwappedBytes, uniform.Metrics.SwappedBytes);
+        // Layers swap floor(alpha_l x 96) tokens: 24, 72 and 48, so 72 + 24 + 48 = 144 tokens are recomputed per step,
+        // and the step ran at a mean alpha of (24 + 72 + 48) / 3 / 96 = 0.5. The function is still keep's, to the bit.
+        var vector = Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Memo, Alphas = [0.25, 0.75, 0.5, 0.9, 0.1], Poison = true }, steps: 2);
+        output.WriteLine($"per-layer alpha: recomputed {vector.Metrics.RecomputedTokens}, alpha {vector.Metrics.Alpha}, swapped {vector.Metrics.SwappedBytes}");
+        Assert.Equal(144, vector.Metrics.RecomputedTokens);
+        Assert.Equal(0.5, vector.Metrics.Alpha, 12);
+        Assert.Equal(keep.Losses, vector.Losses);
+        Assert.True(keep.Grads.AsSpan().SequenceEqual(vector.Grads), "per-layer alpha: gradients differ from keep");
+        // A vector of the wrong length is one clear error.
+        var e = Assert.Throws<MemoException>(() => Run(cfg, batch, seq, new MemoryOptions { Policy = PolicyKind.Memo, Alphas = [0.5, 0.5] }, steps: 1));
+        Assert.Contains("5 layers", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Memo_swaps_a_share_of_tokens_and_recomputes_the_rest()
     {

@@ -188,13 +188,22 @@ internal static class TrainCommand
     internal static MemoryOptions ParseMemory(string policy, string? alpha, string? device, string? host, bool poison, string hostStore = "memory")
     {
         double? a = null;
+        double[]? perLayer = null;
         if (alpha != null)
         {
-            if (!double.TryParse(alpha, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || !(v >= 0 && v <= 1))
-                throw new MemoException($"--alpha must be a number between 0 and 1 (got '{alpha}')");
-            a = v;
+            // One value for every layer, or one per layer (comma-separated).
+            var parts = alpha.Split(',');
+            var values = new double[parts.Length];
+            for (int i = 0; i < parts.Length; i++)
+            {
+                if (!double.TryParse(parts[i].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out values[i]) || !(values[i] >= 0 && values[i] <= 1))
+                    throw new MemoException($"--alpha must be a number between 0 and 1, or one such number per layer separated by commas (got '{Sizes.Printable(alpha)}')");
+            }
+            if (values.Length == 1) a = values[0];
+            else perLayer = values;
         }
         var p = MemoryOptions.ParsePolicy(policy);
+        if (perLayer != null && p != PolicyKind.Memo) throw new MemoException($"--alpha applies to --policy memo only (got --policy {policy})");
         if (a != null && p != PolicyKind.Memo) throw new MemoException($"--alpha applies to --policy memo only (got --policy {policy})");
         long? d = device != null ? Sizes.ParseBytes(device, "--device-memory") : null;
         long? h = host != null ? Sizes.ParseBytes(host, "--host-memory") : null;
@@ -202,7 +211,7 @@ internal static class TrainCommand
         var store = HostStoreSpec.Parse(hostStore);
         if (store.OnDisk && p is not (PolicyKind.Swap or PolicyKind.Memo))
             throw new MemoException($"--host-store disk applies to --policy swap or memo (got --policy {policy}: it swaps nothing)");
-        return new MemoryOptions { Policy = p, Alpha = a, DeviceBudget = d, HostBudget = h, Poison = poison, HostStore = store };
+        return new MemoryOptions { Policy = p, Alpha = a, Alphas = perLayer, DeviceBudget = d, HostBudget = h, Poison = poison, HostStore = store };
     }
 
     /// <summary>What a run trains: resolved from the flags, or from the trainer state of <c>--resume</c>.</summary>
@@ -422,8 +431,11 @@ internal static class TrainCommand
         if (a.Memory.Policy is PolicyKind.Swap or PolicyKind.Memo)
         {
             var (skel, rest) = HostBudget.PerToken(cfg);
-            double alphaHost = HostBudget.MaxAlpha(a.Memory.Policy, cfg.NumLayers, skel, rest, (long)s.Batch * seq, a.Memory.HostStore.OnDisk ? null : a.Memory.HostBudget, a.Memory.Alpha);
-            alphaShown = a.Memory.Policy == PolicyKind.Swap ? 1.0 : a.Memory.Alpha ?? alphaHost;
+            if (a.Memory.Alphas is { } v && v.Count != cfg.NumLayers)
+                throw new MemoException($"--alpha has {v.Count} values but the model has {cfg.NumLayers} layers; give one value, or one per layer");
+            double? fixedAlpha = a.Memory.Alphas is { } vec ? vec.Take(MemoryPolicy.SwappedLayers(cfg.NumLayers)).DefaultIfEmpty(0).Average() : a.Memory.Alpha;
+            double alphaHost = HostBudget.MaxAlpha(a.Memory.Policy, cfg.NumLayers, skel, rest, (long)s.Batch * seq, a.Memory.HostStore.OnDisk ? null : a.Memory.HostBudget, fixedAlpha);
+            alphaShown = a.Memory.Policy == PolicyKind.Swap ? 1.0 : fixedAlpha ?? alphaHost;
         }
         long hostBytes = MemoryReport.HostBytes(cfg, s.Batch, seq, a.Memory.Policy, alphaShown);
         Console.WriteLine($"model   {cfg}");
