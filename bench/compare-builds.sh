@@ -32,7 +32,8 @@ def rows(path):
     out = {}
     for line in open(path):
         cells = [c.strip() for c in line.strip().strip('|').split('|')]
-        if len(cells) > 2 and re.match(r'^[0-9.]+$', cells[1]): out[cells[0]] = float(cells[1])
+        m = re.match(r'^([0-9.]+)( \([0-9.]+-[0-9.]+\))?$', cells[1]) if len(cells) > 2 else None  # "714.1" or "714.1 (702.4-768.0)"
+        if m: out[cells[0]] = float(m.group(1))
     return out
 series = {}
 for side in ('before', 'after'):
