@@ -37,6 +37,8 @@ public sealed unsafe class CpuBackend : IBackend
 
     public IHostStore CreateHostStore(long bytes) => new MemoryHostStore(bytes);
 
+    public IDeviceArena CreateArena(long capacity, bool poison) => new DeviceArena(capacity, poison);
+
     public void Gemm(bool transA, bool transB, long m, long n, long k, float* a, long lda, float* b, long ldb, float* c, long ldc, bool accumulate)
         => Kernels.Gemm.Multiply(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, Pool);
 

@@ -194,5 +194,7 @@ public sealed unsafe class ContextParallelBackend : IBackend
     public void CopyToHost(void* deviceSrc, void* hostDst, long bytes) => _inner.CopyToHost(deviceSrc, hostDst, bytes);
     public ICopyStream CreateCopyStream(string name) => _inner.CreateCopyStream(name);
     public IHostStore CreateHostStore(long bytes) => _inner.CreateHostStore(bytes);
+
+    public IDeviceArena CreateArena(long capacity, bool poison) => _inner.CreateArena(capacity, poison);
     public void Dispose() => _rope?.Dispose();
 }

@@ -8,7 +8,7 @@ namespace Memo.Model;
 /// <summary>
 /// A decoder-only transformer (llama or gpt2 family) with explicit forward and backward passes and no
 /// autograd tape. Every device buffer (parameters, gradients, optimizer moments, saved activations,
-/// workspaces) sits at a fixed offset of one <see cref="DeviceArena"/>, from a planned <see cref="MemoryLayout"/>
+/// workspaces) sits at a fixed offset of one <see cref="IDeviceArena"/> taken from the backend, from a planned <see cref="MemoryLayout"/>
 /// derived from the activation inventory; nothing is allocated inside a step. Each buffer is acquired and
 /// released at the ends of its lifespan in the iteration (<see cref="ArenaSchedule"/>), so buffers whose
 /// lifespans do not intersect share memory. The memory policy decides
@@ -27,7 +27,7 @@ public sealed unsafe partial class Transformer : IDisposable
     private readonly IBackend _k;          // the backend's kernels and copies
     private readonly OpProfile? _profile;  // set when the backend is a ProfilingBackend: op boundaries are marked
     private readonly InventoryIndex _inv;
-    private readonly DeviceArena _arena;
+    private readonly IDeviceArena _arena;
     private readonly PolicyRuntime _policy;
     private readonly ArenaSchedule _schedule;
     private readonly IterationTimeline _time;
@@ -80,7 +80,7 @@ public sealed unsafe partial class Transformer : IDisposable
         DeviceLayout = MemoryLayout.Build(config, maxBatch, maxSeq, Memory.Policy, backend);
         long capacity = Memory.DeviceBudget ?? DeviceLayout.TotalBytes;
         if (DeviceLayout.TotalBytes > capacity) throw MemoryReport.DoesNotFit(config, maxBatch, maxSeq, Memory, Workspaces.Of(backend, config), capacity);
-        _arena = new DeviceArena(capacity, Memory.Poison);
+        _arena = _k.CreateArena(capacity, Memory.Poison);
 
         float* Buf(BufferKind kind) => _arena.At(DeviceLayout.Offset(new BufferId(kind)), 0);
         Weights = Buf(BufferKind.Weights);
@@ -142,7 +142,7 @@ public sealed unsafe partial class Transformer : IDisposable
     /// <summary>AdamW second moments, same layout.</summary>
     public float* AdamV { get; }
 
-    public DeviceArena Arena => _arena;
+    public IDeviceArena Arena => _arena;
 
     /// <summary>The backend the model runs on.</summary>
     public IBackend Backend => _k;

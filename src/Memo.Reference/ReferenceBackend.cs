@@ -28,6 +28,8 @@ public sealed unsafe class ReferenceBackend : IBackend
 
     public IHostStore CreateHostStore(long bytes) => new MemoryHostStore(bytes);
 
+    public IDeviceArena CreateArena(long capacity, bool poison) => new DeviceArena(capacity, poison);
+
     public void Gemm(bool transA, bool transB, long m, long n, long k, float* a, long lda, float* b, long ldb, float* c, long ldc, bool accumulate)
     {
         for (long i = 0; i < m; i++)

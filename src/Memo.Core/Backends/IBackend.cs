@@ -30,6 +30,9 @@ public unsafe interface IBackend : IKernels, IDisposable
 
     /// <summary>A host store of <paramref name="bytes"/> for swapped activations (pinned memory on a GPU).</summary>
     IHostStore CreateHostStore(long bytes);
+
+    /// <summary>The device memory of one model, <paramref name="capacity"/> bytes taken once (cudaMalloc on a GPU).</summary>
+    IDeviceArena CreateArena(long capacity, bool poison);
 }
 
 /// <summary>

@@ -37,6 +37,8 @@ public sealed unsafe class ProfilingBackend : IBackend
 
     public IHostStore CreateHostStore(long bytes) => _inner.CreateHostStore(bytes);
 
+    public IDeviceArena CreateArena(long capacity, bool poison) => _inner.CreateArena(capacity, poison);
+
     /// <summary>Recompute claims every kernel; otherwise a kernel with a fixed op keeps it.</summary>
     private ProfileOp Fixed(ProfileOp op) => _profile.Scope == ProfileOp.Recompute ? ProfileOp.Recompute : op;
 

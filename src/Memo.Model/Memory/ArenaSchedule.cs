@@ -1,3 +1,4 @@
+using Memo.Backends;
 using Memo.Cpu.Device;
 
 namespace Memo.Model.Memory;
@@ -10,14 +11,14 @@ namespace Memo.Model.Memory;
 /// </summary>
 public sealed class ArenaSchedule
 {
-    private readonly DeviceArena _arena;
+    private readonly IDeviceArena _arena;
     private readonly MemoryLayout _layout;
     private readonly int[][] _acquireAt;
     private readonly int[][] _releaseAt;
     private readonly bool[] _live;
     private readonly int[] _transient;
 
-    public ArenaSchedule(MemoryLayout layout, DeviceArena arena)
+    public ArenaSchedule(MemoryLayout layout, IDeviceArena arena)
     {
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(arena);

@@ -114,7 +114,7 @@ public sealed class MemoryPlanTests(ITestOutputHelper output)
     [Fact]
     public void The_arena_refuses_overlapping_regions()
     {
-        using var arena = new Memo.Cpu.Device.DeviceArena(4096, poison: true);
+        using var arena = new Memo.Backends.DeviceArena(4096, poison: true);
         arena.Acquire(0, 1024);
         arena.Acquire(2048, 1024);
         Assert.Throws<InvalidOperationException>(() => arena.Acquire(1000, 100));   // reaches into [0, 1024)

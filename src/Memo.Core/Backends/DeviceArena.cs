@@ -1,4 +1,4 @@
-namespace Memo.Cpu.Device;
+namespace Memo.Backends;
 
 /// <summary>
 /// Device memory of fixed capacity, taken once. Buffers are placed at offsets decided before the first
@@ -7,9 +7,11 @@ namespace Memo.Cpu.Device;
 /// <see cref="Release"/> when it ends, so <see cref="PeakBytes"/> is measured, not predicted. Regions in
 /// use never overlap: acquiring one that intersects a region in use throws, so a plan that lets two
 /// buffers share memory is checked against what the runtime really does. With poisoning on, every
-/// released region is filled with NaN, so a use after release shows in the loss.
+/// released region is filled with NaN, so a use after release shows in the loss. This arena lives in host memory:
+/// it is the device memory of the host backends (CPU, reference); a GPU backend returns its own
+/// <see cref="IDeviceArena"/> from <see cref="IBackend.CreateArena"/>.
 /// </summary>
-public sealed unsafe class DeviceArena : IDisposable
+public sealed unsafe class DeviceArena : IDeviceArena
 {
     private readonly NativeBuffer _memory;
     private readonly List<long> _starts = new(256);  // regions in use, sorted by offset
@@ -80,7 +82,7 @@ public sealed unsafe class DeviceArena : IDisposable
         _starts.RemoveAt(i);
         _ends.RemoveAt(i);
         _liveBytes -= bytes;
-        if (Poison && fill) CopyEngine.FillNaN(Base + offset, bytes);
+        if (Poison && fill) FillNaN(Base + offset, bytes);
     }
 
     /// <summary>Restarts the high-water marks from the regions in use now.</summary>
@@ -92,4 +94,12 @@ public sealed unsafe class DeviceArena : IDisposable
     }
 
     public void Dispose() => _memory.Dispose();
+
+    private static void FillNaN(byte* p, long bytes)
+    {
+        long floats = bytes / 4;
+        float* f = (float*)p;
+        for (long off = 0; off < floats; off += 1 << 20)
+            new Span<float>(f + off, (int)Math.Min(1 << 20, floats - off)).Fill(float.NaN);
+    }
 }
