@@ -122,23 +122,15 @@ public sealed unsafe partial class Transformer
                 int swapped = MemoryPolicy.SwappedLayers(_layers);
                 // With a disk tier, the host budget bounds the RAM tier only: what does not fit goes to disk.
                 bool onDisk = m.Memory.HostStore.OnDisk;
-                _alphaHost = HostBudget.MaxAlpha(_policy, _layers, skel, rest, n, onDisk ? null : m.Memory.HostBudget, m.Memory.Alpha);
+                // A fixed alpha (or the mean of a per-layer vector) is checked against the host budget by the one rule.
+                double? fixedAlpha = HostBudget.FixedAlpha(m.Memory, _layers);
+                _alphaHost = HostBudget.MaxAlpha(_policy, _layers, skel, rest, n, onDisk ? null : m.Memory.HostBudget, fixedAlpha);
                 _alphas = new double[_layers];
                 if (m.Memory.Alphas is { } fixedAlphas)
                 {
-                    // One alpha per layer (the last two layers' values are unused: they are not swapped). The host store
-                    // holds the skeleton of every swapped layer and alpha_l of its other rows: linear in alpha, so the
-                    // vector fits exactly when its mean over the swapped layers fits as a uniform alpha.
-                    if (fixedAlphas.Count != _layers)
-                        throw MemoException.About($"{Name(Quantity.Alpha)} has {fixedAlphas.Count} values but the model has {_layers} layers; give one value, or one per layer", Quantity.Alpha);
-                    foreach (double x in fixedAlphas)
-                    {
-                        if (!(x >= 0 && x <= 1)) throw MemoException.About($"{Name(Quantity.Alpha)} must be between 0 and 1 (got {x})", Quantity.Alpha);
-                    }
-                    double mean = swapped == 0 ? 0 : fixedAlphas.Take(swapped).Average();
-                    HostBudget.MaxAlpha(_policy, _layers, skel, rest, n, onDisk ? null : m.Memory.HostBudget, mean);
+                    // One alpha per layer (the last two layers' values are unused: they are not swapped).
                     for (int l = 0; l < _layers; l++) _alphas[l] = fixedAlphas[l];
-                    _alpha = mean;
+                    _alpha = fixedAlpha!.Value;
                     _alphaMeasured = true;
                 }
                 else if (m.Memory.Alpha is double a)

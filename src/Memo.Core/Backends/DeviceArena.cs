@@ -95,7 +95,8 @@ public sealed unsafe class DeviceArena : IDeviceArena
 
     public void Dispose() => _memory.Dispose();
 
-    private static void FillNaN(byte* p, long bytes)
+    /// <summary>Fills <paramref name="bytes"/> at <paramref name="p"/> with NaN floats (the poison of released regions).</summary>
+    public static void FillNaN(byte* p, long bytes)
     {
         long floats = bytes / 4;
         float* f = (float*)p;

@@ -147,14 +147,7 @@ public sealed unsafe class CopyEngine : ICopyStream
         }
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    public static void FillNaN(byte* p, long bytes)
-    {
-        long floats = bytes / 4;
-        float* f = (float*)p;
-        for (long off = 0; off < floats; off += 1 << 20)
-            new Span<float>(f + off, (int)Math.Min(1 << 20, floats - off)).Fill(float.NaN);
-    }
+    public static void FillNaN(byte* p, long bytes) => Memo.Backends.DeviceArena.FillNaN(p, bytes);
 
     public void Dispose()
     {

@@ -13,6 +13,25 @@ public static class HostBudget
     public static (long Skeleton, long TokenLocal) PerToken(ModelConfig cfg) => ActivationInventory.SavedBytesPerToken(cfg, sizeof(float));
 
     /// <summary>
+    /// The fixed alpha the host rule checks: the scalar <see cref="MemoryOptions.Alpha"/>, or for a per-layer vector
+    /// (<see cref="MemoryOptions.Alphas"/>, one value per layer, each in [0, 1]) its mean over the swapped layers. The
+    /// host store holds the skeleton of every swapped layer and alpha_l of its other rows: linear in alpha, so a vector
+    /// fits exactly when its mean fits as a uniform alpha. Null when alpha is to be chosen.
+    /// </summary>
+    public static double? FixedAlpha(MemoryOptions memory, int layers)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        if (memory.Alphas is not { } alphas) return memory.Alpha;
+        if (alphas.Count != layers)
+            throw MemoException.About($"{Name(Quantity.Alpha)} has {alphas.Count} values but the model has {layers} layers; give one value, or one per layer", Quantity.Alpha);
+        foreach (double x in alphas)
+        {
+            if (!(x >= 0 && x <= 1)) throw MemoException.About($"{Name(Quantity.Alpha)} must be between 0 and 1 (got {x})", Quantity.Alpha);
+        }
+        return alphas.Take(MemoryPolicy.SwappedLayers(layers)).DefaultIfEmpty(0).Average();
+    }
+
+    /// <summary>
     /// Checks that <paramref name="budget"/> (null: what swapping everything needs) holds what <paramref name="policy"/>
     /// swaps and that a given <paramref name="alpha"/> fits it; returns the largest alpha the budget allows
     /// (<see cref="MemoryPolicy.AlphaForHost"/>).

@@ -431,9 +431,7 @@ internal static class TrainCommand
         if (a.Memory.Policy is PolicyKind.Swap or PolicyKind.Memo)
         {
             var (skel, rest) = HostBudget.PerToken(cfg);
-            if (a.Memory.Alphas is { } v && v.Count != cfg.NumLayers)
-                throw new MemoException($"--alpha has {v.Count} values but the model has {cfg.NumLayers} layers; give one value, or one per layer");
-            double? fixedAlpha = a.Memory.Alphas is { } vec ? vec.Take(MemoryPolicy.SwappedLayers(cfg.NumLayers)).DefaultIfEmpty(0).Average() : a.Memory.Alpha;
+            double? fixedAlpha = HostBudget.FixedAlpha(a.Memory, cfg.NumLayers);
             double alphaHost = HostBudget.MaxAlpha(a.Memory.Policy, cfg.NumLayers, skel, rest, (long)s.Batch * seq, a.Memory.HostStore.OnDisk ? null : a.Memory.HostBudget, fixedAlpha);
             alphaShown = a.Memory.Policy == PolicyKind.Swap ? 1.0 : fixedAlpha ?? alphaHost;
         }
