@@ -64,6 +64,9 @@ internal static class OptionTable
     public static Option<bool> Profile() =>
         Flag("--profile", "time each part of the step (norms, projections, attention forward/backward, MLP, head and loss, optimizer, recompute, copy and disk waits) and print each one's share at the end; --log gets the same fields");
 
+    public static Option<string> DiskTier() =>
+        Text("--disk-tier", "plan: a disk (NVMe) tier per node behind host memory for memo's swapped activations, CAPACITY@BANDWIDTH or CAPACITY@READ,WRITE, e.g. 30TB@25GB/s or 30TB@25GB/s,12GB/s (shared by the node's GPUs; none drops the profile's disk tier)");
+
     public static Option<string> NodeHostMemory() =>
         Text("--node-host-memory", "host memory per node, e.g. 2TiB (overrides the device profile)");
 

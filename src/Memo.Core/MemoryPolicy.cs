@@ -85,6 +85,38 @@ public sealed record MemoryPolicy
     public static double AlphaForLink(double hiddenBytes, double skeletonBytes, double tokenLocalBytes) =>
         tokenLocalBytes > 0 ? Math.Clamp((hiddenBytes - skeletonBytes) / tokenLocalBytes, 0, 1) : 1.0;
 
+    /// <summary>
+    /// The alpha rule over two host tiers, RAM then disk, as the engine's store fills them (swapped layers in order
+    /// into RAM, what does not fit into the disk file behind it). One alpha for all swapped layers:
+    /// <list type="bullet">
+    /// <item>RAM only: min(<see cref="AlphaForLink"/>(linkHiddenBytes), <see cref="AlphaForHost"/>(ramBudget)),
+    /// when the skeletons fit in RAM;</item>
+    /// <item>spilling to disk: a layer that lives (partly) on disk moves at the slower tier's rate, so
+    /// min(<see cref="AlphaForLink"/>(min(linkHiddenBytes, diskHiddenBytes)), <see cref="AlphaForHost"/>(ramBudget + diskBudget)),
+    /// when the skeletons fit in RAM and disk together.</item>
+    /// </list>
+    /// The disk is used only where it gives the larger alpha or where the skeletons do not fit in RAM; at an alpha
+    /// whose bytes fit in RAM nothing spills, so RAM alone answers. Null when the skeletons fit in neither.
+    /// Budgets are one device's bytes; hidden bytes are what each path moves during one layer's forward.
+    /// </summary>
+    public static (double Alpha, bool SpillsToDisk)? AlphaForTiers(int swappedLayers, double skeletonBytes, double tokenLocalBytes,
+        double ramBudget, double diskBudget, double linkHiddenBytes, double diskHiddenBytes)
+    {
+        if (swappedLayers <= 0) return (Math.Min(1.0, AlphaForLink(linkHiddenBytes, skeletonBytes, tokenLocalBytes)), false);
+        double skeletons = swappedLayers * skeletonBytes;
+        double? ram = skeletons <= ramBudget
+            ? Math.Min(AlphaForLink(linkHiddenBytes, skeletonBytes, tokenLocalBytes), AlphaForHost(ramBudget, swappedLayers, skeletonBytes, tokenLocalBytes))
+            : null;
+        double? disk = diskBudget > 0 && skeletons <= ramBudget + diskBudget
+            ? Math.Min(AlphaForLink(Math.Min(linkHiddenBytes, diskHiddenBytes), skeletonBytes, tokenLocalBytes),
+                AlphaForHost(ramBudget + diskBudget, swappedLayers, skeletonBytes, tokenLocalBytes))
+            : null;
+        // At the disk alpha, do the swapped bytes pass RAM? If not, nothing spills and it is a RAM plan with a lower alpha.
+        bool spills = disk is double d && swappedLayers * (skeletonBytes + d * tokenLocalBytes) > ramBudget;
+        if (ram is double r && (!spills || r >= disk!.Value)) return (r, false);
+        return spills ? (disk!.Value, true) : null;
+    }
+
     public string Describe(int layers) => Kind switch
     {
         PolicyKind.Keep => "keep all",

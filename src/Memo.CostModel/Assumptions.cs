@@ -59,6 +59,13 @@ public static class Assumptions
         Add("reserved_bytes", d.ReservedBytes, "B", p => p.ReservedBytes, "assumption", "CUDA context, NCCL buffers, cuBLAS and attention workspaces");
         Add("host_reserved_bytes", d.HostReservedBytes, "B", p => p.HostReservedBytes, "assumption", "OS, framework, pinned staging and data loading per node");
         Add("host_memory_bytes", d.HostMemoryBytes, "B", p => p.HostMemoryBytes, "specification", "the paper's servers: 2 TB of host memory per 8-GPU node");
+        if (d.HasDiskTier)
+        {
+            const string given = "set by --disk-tier or --device-profile: the node's disk (NVMe) tier for memo's swapped activations, shared by its GPUs (no preset has one)";
+            list.Add(new Assumption("disk_capacity_bytes", d.DiskCapacityBytes!.Value, "B", "override", given));
+            list.Add(new Assumption("disk_read_bandwidth", d.DiskReadBandwidth!.Value, "B/s", "override", given));
+            list.Add(new Assumption("disk_write_bandwidth", d.DiskWriteBandwidth!.Value, "B/s", "override", given));
+        }
         list.Add(new Assumption("fragmentation_factor", r.FragmentationFactor, "x", r.FragmentationFactor == 1.15 ? "assumption" : "override",
             "caching allocator (megatron, deepspeed), on the activation side: the paper's one measurement, 7B at 512K on Megatron-LM, 73.5 GB reserved for 65.7 GB allocated, about 15% of the activation part"));
         list.Add(new Assumption("planned_arena_overhead", r.PlannedArenaOverhead, "x", r.PlannedArenaSource.StartsWith("measured", StringComparison.Ordinal) ? "measured" : "assumption",

@@ -48,6 +48,31 @@ public sealed record DeviceProfile
     /// <summary>Host memory per node kept for the OS, the framework and data loading; swapped activations get the rest.</summary>
     public long HostReservedBytes { get; init; }
 
+    /// <summary>
+    /// Disk (NVMe) per node behind host memory for memo's swapped activations that do not fit in host memory, bytes;
+    /// null: no disk tier. No preset has one: give it with --disk-tier or the profile file's disk_* fields.
+    /// </summary>
+    public long? DiskCapacityBytes { get; init; }
+
+    /// <summary>Disk read rate per node, all drives together, bytes/s (shared by the node's GPUs).</summary>
+    public double? DiskReadBandwidth { get; init; }
+
+    /// <summary>Disk write rate per node, all drives together, bytes/s (shared by the node's GPUs).</summary>
+    public double? DiskWriteBandwidth { get; init; }
+
+    /// <summary>True when the node has a disk tier (capacity and both rates given).</summary>
+    public bool HasDiskTier => DiskCapacityBytes is > 0 && DiskReadBandwidth is > 0 && DiskWriteBandwidth is > 0;
+
+    /// <summary>
+    /// Per-GPU rate, one direction, of a swapped layer that lives on disk when <paramref name="gpusPerNode"/> GPUs copy at
+    /// once: its bytes pass the host link and the disk, so the slower of the two (the disk shared by those GPUs).
+    /// </summary>
+    public double ConcurrentDiskBandwidth(int gpusPerNode, bool write) =>
+        Math.Min(ConcurrentHostLinkBandwidth, (write ? DiskWriteBandwidth ?? 0 : DiskReadBandwidth ?? 0) / Math.Max(1, gpusPerNode));
+
+    /// <summary>The profile without its disk tier (the plan the disk tier is compared against).</summary>
+    public DeviceProfile WithoutDiskTier() => this with { DiskCapacityBytes = null, DiskReadBandwidth = null, DiskWriteBandwidth = null };
+
     /// <summary>True when device and host memory are one pool (the CPU backend).</summary>
     public bool SharedHostMemory { get; init; }
 
@@ -259,6 +284,9 @@ public sealed record DeviceProfile
         new("gemm_efficiency", "", p => p.GemmEfficiency, (p, v, s) => p with { GemmEfficiency = Fraction(v, s, "gemm_efficiency") }),
         new("attention_forward_efficiency", "", p => p.AttentionForwardEfficiency, (p, v, s) => p with { AttentionForwardEfficiency = Fraction(v, s, "attention_forward_efficiency") }),
         new("attention_backward_efficiency", "", p => p.AttentionBackwardEfficiency, (p, v, s) => p with { AttentionBackwardEfficiency = Fraction(v, s, "attention_backward_efficiency") }),
+        new("disk_capacity_bytes", "B", p => p.DiskCapacityBytes, (p, v, s) => p with { DiskCapacityBytes = Bytes(v, s, "disk_capacity_bytes") }),
+        new("disk_read_bandwidth", "B/s", p => p.DiskReadBandwidth, (p, v, s) => p with { DiskReadBandwidth = Pos(v, s, "disk_read_bandwidth") }),
+        new("disk_write_bandwidth", "B/s", p => p.DiskWriteBandwidth, (p, v, s) => p with { DiskWriteBandwidth = Pos(v, s, "disk_write_bandwidth") }),
         new("precision", "", p => p.Precision, (p, v, s) => p with { Precision = CostModel.Precision.Parse(Str(v, s, "precision")).Name }),
     ];
 
@@ -266,7 +294,11 @@ public sealed record DeviceProfile
     public JsonObject ToJson()
     {
         var o = new JsonObject();
-        foreach (var f in Fields) o[f.Key] = f.Get(this);
+        foreach (var f in Fields)
+        {
+            // Optional fields (the disk tier) are left out when absent, so a profile file can be read back.
+            if (f.Get(this) is { } v) o[f.Key] = v;
+        }
         if (Measured.Count > 0) o["measured"] = new JsonArray(Measured.Select(m => (JsonNode?)JsonValue.Create(m)).ToArray());
         return o;
     }
@@ -310,7 +342,43 @@ public sealed record DeviceProfile
             throw new MemoException($"{source}: reserved_bytes ({Sizes.FormatBytes(ReservedBytes)}) leaves no device memory of {Sizes.FormatBytes(DeviceMemoryBytes)}");
         if (HostReservedBytes >= HostMemoryBytes)
             throw new MemoException($"{source}: host_reserved_bytes ({Sizes.FormatBytes(HostReservedBytes)}) leaves no host memory of {Sizes.FormatBytes(HostMemoryBytes)}");
+        bool anyDisk = DiskCapacityBytes is not null || DiskReadBandwidth is not null || DiskWriteBandwidth is not null;
+        if (anyDisk && !HasDiskTier)
+        {
+            var missing = new[] { ("disk_capacity_bytes", DiskCapacityBytes is null), ("disk_read_bandwidth", DiskReadBandwidth is null), ("disk_write_bandwidth", DiskWriteBandwidth is null) }
+                .Where(x => x.Item2).Select(x => x.Item1);
+            throw new MemoException($"{source}: a disk tier needs disk_capacity_bytes, disk_read_bandwidth and disk_write_bandwidth together; missing {string.Join(", ", missing)}");
+        }
+        if (anyDisk && CpuEngine)
+            throw new MemoException($"{source}: '{Name}' is this machine's CPU engine, whose disk tier memo train measures itself (--host-store disk); a disk tier in the plan is for GPU profiles");
         return this;
+    }
+
+    /// <summary>
+    /// The profile with the disk tier of <paramref name="spec"/>: CAPACITY@BANDWIDTH (one rate for reads and writes) or
+    /// CAPACITY@READ,WRITE, per node, e.g. "30TB@25GB/s" or "30TB@25GB/s,12GB/s"; "none" drops the profile's disk tier.
+    /// </summary>
+    public DeviceProfile WithDiskTier(string spec, string flag = "--disk-tier")
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        string text = spec.Trim();
+        if (text.Equals("none", StringComparison.OrdinalIgnoreCase)) return WithoutDiskTier();
+        string usage = $"{flag} '{Sizes.Printable(spec)}': write CAPACITY@BANDWIDTH per node, e.g. 30TB@25GB/s, or CAPACITY@READ,WRITE such as 30TB@25GB/s,12GB/s (or none)";
+        int at = text.IndexOf('@', StringComparison.Ordinal);
+        if (at <= 0 || at == text.Length - 1) throw new MemoException(usage);
+        if (!Sizes.TryParseBytes(text[..at], out long capacity)) throw new MemoException($"{usage}; '{Sizes.Printable(text[..at])}' is not a size");
+        if (capacity <= 0) throw new MemoException($"{flag}: the capacity must be larger than 0 (got '{Sizes.Printable(text[..at])}')");
+        var rates = text[(at + 1)..].Split(',', StringSplitOptions.TrimEntries);
+        if (rates.Length > 2) throw new MemoException(usage);
+        double Rate(string r)
+        {
+            string b = r.EndsWith("/s", StringComparison.OrdinalIgnoreCase) ? r[..^2] : r;
+            if (!Sizes.TryParseBytes(b, out long bytes)) throw new MemoException($"{usage}; '{Sizes.Printable(r)}' is not a rate");
+            return bytes > 0 ? bytes : throw new MemoException($"{flag}: a disk bandwidth must be larger than 0 (got '{Sizes.Printable(r)}')");
+        }
+        double read = Rate(rates[0]);
+        double write = rates.Length == 2 ? Rate(rates[1]) : read;
+        return this with { DiskCapacityBytes = capacity, DiskReadBandwidth = read, DiskWriteBandwidth = write };
     }
 
     private static string Str(JsonNode v, string source, string key) =>

@@ -32,6 +32,15 @@ public sealed record MemoryBreakdown
     /// <summary>Host memory this device's swapped activations take.</summary>
     public long HostBytes { get; init; }
 
+    /// <summary>Of <see cref="HostBytes"/>, the bytes that live on the disk tier (0 without one).</summary>
+    public long HostDiskBytes { get; init; }
+
+    /// <summary>Of <see cref="HostBytes"/>, the bytes that live in host RAM.</summary>
+    public long HostRamBytes => HostBytes - HostDiskBytes;
+
+    /// <summary>Swapped layers with some of their bytes on the disk tier: the last ones in layer order (they copy at the disk's rate).</summary>
+    public int DiskLayers { get; init; }
+
     /// <summary>Parameters held by this device (after sharding).</summary>
     public long ParametersPerDevice { get; init; }
 

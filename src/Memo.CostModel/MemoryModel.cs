@@ -94,7 +94,8 @@ public static class MemoryModel
         // ---- what stays on the device between a layer's forward and its backward ----
         long kept = 0, staging = 0, recomputeLayer = 0, fetched = 0;
         int recomputed = 0;
-        long host = 0;
+        long host = 0, hostDisk = 0;
+        int diskLayers = 0;
         switch (q.Policy.Kind)
         {
             case PolicyKind.Keep:
@@ -123,7 +124,10 @@ public static class MemoryModel
                     if (!MemoryPolicy.IsSwapped(i, L)) continue;
                     double a = i < alphas.Count ? alphas[i] : 1.0;
                     host += (skel + (long)Math.Round(a * local)) * inFlight;
+                    // Layers fill host RAM in order; a layer that passes the RAM budget lives (partly) on disk.
+                    if (q.HostRamBudget is long ram && host > ram) diskLayers++;
                 }
+                if (q.HostRamBudget is long ramBudget) hostDisk = Math.Max(0, host - ramBudget);
                 break;
         }
         kept *= inFlight;
@@ -172,6 +176,8 @@ public static class MemoryModel
             Reserved = q.ReservedBytes,
             PeakPhase = peak.Name,
             HostBytes = host,
+            HostDiskBytes = hostDisk,
+            DiskLayers = diskLayers,
             ParametersPerDevice = pDev,
             LayerSkeletonBytes = skel,
             LayerTokenLocalBytes = local,

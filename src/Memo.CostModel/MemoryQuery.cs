@@ -42,6 +42,12 @@ public sealed record MemoryQuery
     /// <summary>Device bytes not available to training (context, library workspaces); added to the peak.</summary>
     public long ReservedBytes { get; init; }
 
+    /// <summary>
+    /// With a disk tier: the host RAM this device's swapped activations may fill, layer by layer in order, before the
+    /// rest goes to disk (<see cref="MemoryBreakdown.HostDiskBytes"/>); null: no disk tier, everything in host RAM.
+    /// </summary>
+    public long? HostRamBudget { get; init; }
+
     /// <summary>Selective recomputation, checkpoints in host memory, offloaded layers (the baselines' switches).</summary>
     public StrategyFeatures Features { get; init; } = StrategyFeatures.None;
 }

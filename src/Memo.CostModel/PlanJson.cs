@@ -116,6 +116,13 @@ public static class PlanJson
                 ["fragmentation_source"] = p.FragmentationSource,
             },
         };
+        if (p.DiskCapacityBytesPerNode is long disk)
+        {
+            // With a disk tier: where each swapped byte lives, per node (host_bytes_per_node is then the RAM part).
+            o["swapped_bytes_per_node"] = new JsonObject { ["host_ram"] = p.HostBytesPerNode, ["disk"] = p.DiskBytesPerNode };
+            o["disk_capacity_bytes_per_node"] = disk;
+            o["disk_layers"] = p.Memory?.DiskLayers ?? 0;
+        }
         if (p.Memory is { } m)
         {
             var b = new JsonObject();
@@ -143,6 +150,7 @@ public static class PlanJson
                 ["swap_bytes_per_gpu"] = t.SwapBytes,
                 ["predicted_step_s"] = t.Step,
             };
+            if (p.DiskCapacityBytesPerNode is not null) o["time"]!["disk_bytes_per_gpu"] = t.DiskBytes;
         }
         return o;
     }

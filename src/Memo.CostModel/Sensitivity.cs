@@ -46,6 +46,13 @@ public static class Sensitivity
                 r => Dev(r, d => d with { HostLinkBandwidth = d.HostLinkBandwidth * (1 + BandwidthStep) }), r => r.Device.HostLinkBandwidth),
         };
         if (device.CpuEngine) return list;
+        if (device.HasDiskTier)
+        {
+            list.Add(new("disk_bandwidth", bw,
+                r => Dev(r, d => d with { DiskReadBandwidth = d.DiskReadBandwidth * (1 - BandwidthStep), DiskWriteBandwidth = d.DiskWriteBandwidth * (1 - BandwidthStep) }),
+                r => Dev(r, d => d with { DiskReadBandwidth = d.DiskReadBandwidth * (1 + BandwidthStep), DiskWriteBandwidth = d.DiskWriteBandwidth * (1 + BandwidthStep) }),
+                r => r.Device.DiskReadBandwidth ?? 0));
+        }
         list.AddRange(
         [
             new("gpus_per_host_link", "4 / 1 (fitted: 2)",

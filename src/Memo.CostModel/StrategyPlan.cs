@@ -22,7 +22,14 @@ public sealed record StrategyPlan
 
     public long DeviceCapacityBytes { get; init; }
 
+    /// <summary>Swapped activations per node in host RAM (all of them without a disk tier).</summary>
     public long HostBytesPerNode { get; init; }
+
+    /// <summary>The node's disk tier for swapped activations, bytes; null when the profile has none.</summary>
+    public long? DiskCapacityBytesPerNode { get; init; }
+
+    /// <summary>Swapped activations per node on the disk tier (0 without one, or when RAM holds them all).</summary>
+    public long DiskBytesPerNode { get; init; }
 
     public long HostCapacityBytesPerNode { get; init; }
 

@@ -209,6 +209,8 @@ public static class StrategySearch
         // (the CPU engine re-chooses it after its first step by the same rule, from its measured layer time and copy rate).
         double aTime = MemoryPolicy.AlphaForLink(layerForward * dev.ConcurrentHostLinkBandwidth, sSkel, sRest);
         double hostBudget = HostBudgetPerDevice(r, probe.Peak);
+        if (dev.HasDiskTier && swapped > 0 && DiskTierPlan(r, lay, shape, query, layerForward, hostBudget, swapped, (int)inFlight, sSkel, sRest) is { } onDisk)
+            return onDisk;
         double aHost = 1;
         string bound;
         if (swapped > 0)
@@ -237,6 +239,32 @@ public static class StrategySearch
         var alphas = new double[L];
         for (int i = 0; i < L; i++) alphas[i] = MemoryPolicy.IsSwapped(i, L) ? alpha : 1.0;
         return Finish(r, Strategy.Memo, lay, shape, query with { Policy = MemoryPolicy.Memo(alphas) }, bound);
+    }
+
+    /// <summary>
+    /// Memo with the disk tier behind host RAM, when the one rule (<see cref="MemoryPolicy.AlphaForTiers"/>) says it
+    /// helps: the skeletons do not fit in RAM, or the disk gives a larger alpha than RAM alone. Null when RAM alone
+    /// answers (the plan is then the same as without a disk tier).
+    /// </summary>
+    private static StrategyPlan? DiskTierPlan(PlanRequest r, ParallelLayout lay, LayerShape shape, MemoryQuery query, double layerForward,
+        double ramBudget, int swapped, int inFlight, double sSkel, double sRest)
+    {
+        var dev = r.Device;
+        int L = r.Model.NumLayers / lay.Pp;
+        int gpus = r.GpusPerNodeUsed;
+        double diskBudget = (double)dev.DiskCapacityBytes!.Value / gpus;
+        double diskRate = Math.Min(dev.ConcurrentDiskBandwidth(gpus, write: true), dev.ConcurrentDiskBandwidth(gpus, write: false));
+        var tiers = MemoryPolicy.AlphaForTiers(checked(swapped * inFlight), sSkel, sRest, Math.Max(0, ramBudget), diskBudget,
+            layerForward * dev.ConcurrentHostLinkBandwidth, layerForward * diskRate);
+        if (tiers is not { SpillsToDisk: true } t) return null;
+        double alpha = Math.Floor(t.Alpha * 1e6) / 1e6;
+        double aLink = MemoryPolicy.AlphaForLink(layerForward * diskRate, sSkel, sRest);
+        string bound = alpha >= 1 ? "whole layers swapped to host memory and disk, copy hidden"
+            : aLink <= alpha ? (aLink <= 0 ? "alpha 0: even the skeleton's copy to disk is exposed" : "alpha bound by the disk tier's bandwidth")
+            : "alpha bound by host memory and disk together";
+        var alphas = new double[L];
+        for (int i = 0; i < L; i++) alphas[i] = MemoryPolicy.IsSwapped(i, L) ? alpha : 1.0;
+        return Finish(r, Strategy.Memo, lay, shape, query with { Policy = MemoryPolicy.Memo(alphas), HostRamBudget = (long)Math.Max(0, ramBudget) }, bound);
     }
 
     /// <summary>Host bytes one device may fill with swapped activations.</summary>
@@ -273,23 +301,26 @@ public static class StrategySearch
             Strategy = strategy, Fits = false, Reason = "", Seq = r.Seq, Layout = lay, Policy = q.Policy,
             PolicyDescription = q.Policy.Describe(layers), Features = q.Features, LogitsChunkTokens = q.LogitsChunkTokens,
             FragmentationFactor = q.AllocatorOverhead, FragmentationSource = fragSource, LayersPerStage = layers,
-            DeviceCapacityBytes = dev.DeviceMemoryBytes, HostCapacityBytesPerNode = dev.HostMemoryBytes,
+            DeviceCapacityBytes = dev.DeviceMemoryBytes, HostCapacityBytesPerNode = dev.HostMemoryBytes, DiskCapacityBytesPerNode = dev.DiskCapacityBytes,
         };
         if (dev.CpuEngine && r.LocalEngine.NotRunnable(r.Model, q.Batch, q.Seq) is string why)
             return common with { Reason = why, Pressure = double.PositiveInfinity };
         var mem = MemoryOf(r, q);
-        long hostPerNode = mem.HostBytes * r.GpusPerNodeUsed;
+        long hostPerNode = mem.HostRamBytes * r.GpusPerNodeUsed;
+        long diskPerNode = mem.HostDiskBytes * r.GpusPerNodeUsed;
         long devCap = dev.DeviceMemoryBytes;
         double devPressure = (double)mem.Peak / devCap;
         double hostUse = dev.SharedHostMemory ? (double)mem.Peak * r.GpusPerNodeUsed + hostPerNode : hostPerNode;
         double hostPressure = hostUse / dev.UsableHostBytes;
+        double diskPressure = diskPerNode > 0 ? (double)diskPerNode / (dev.DiskCapacityBytes ?? 0) : 0;
         bool devOk = mem.Peak <= devCap;
         bool hostOk = hostPerNode == 0 || hostUse <= dev.UsableHostBytes;
+        bool diskOk = diskPerNode == 0 || diskPerNode <= (dev.DiskCapacityBytes ?? 0);
         var time = TimeOf(r, shape, lay, q, mem);
         double modelFlops = shape.ModelFlopsPerStep(r.Batch, r.Seq);
         double modelFlopsFull = shape.ModelFlopsPerStepFullAttention(r.Batch, r.Seq);
         double step = time.Step;
-        var plan = common with { Memory = mem, Time = time, HostBytesPerNode = hostPerNode, ModelFlops = modelFlops, ModelFlopsFullAttention = modelFlopsFull };
+        var plan = common with { Memory = mem, Time = time, HostBytesPerNode = hostPerNode, DiskBytesPerNode = diskPerNode, ModelFlops = modelFlops, ModelFlopsFullAttention = modelFlopsFull };
         string where = $"{lay}, {string.Join(", ", plan.FeatureList)}";
         string reason;
         if (!devOk)
@@ -300,13 +331,18 @@ public static class StrategySearch
         {
             reason = $"out of host memory: needs {Sizes.FormatBytes((long)hostUse)} per node, {Sizes.FormatBytes(dev.UsableHostBytes)} usable ({where})";
         }
+        else if (!diskOk)
+        {
+            reason = $"out of disk: needs {Sizes.FormatBytes(diskPerNode)} per node, the disk tier has {Sizes.FormatBytes(dev.DiskCapacityBytes ?? 0)} ({where})";
+        }
         else
         {
             reason = $"fits: {Sizes.FormatBytes(mem.Peak)} of {Sizes.FormatBytes(devCap)} per GPU"
                 + (hostPerNode > 0 ? $", host {Sizes.FormatBytes(hostPerNode)} of {Sizes.FormatBytes(dev.UsableHostBytes)} usable per node" : "")
+                + (diskPerNode > 0 ? $", disk {Sizes.FormatBytes(diskPerNode)} of {Sizes.FormatBytes(dev.DiskCapacityBytes ?? 0)} per node ({mem.DiskLayers} of {MemoryPolicy.SwappedLayers(layers)} swapped layers on disk)" : "")
                 + (note.Length > 0 ? $"; {note}" : "");
         }
-        bool fits = devOk && hostOk;
+        bool fits = devOk && hostOk && diskOk;
         double flopsPerSecond = step * r.Gpus * dev.PeakFlops;
         return plan with
         {
@@ -316,7 +352,7 @@ public static class StrategySearch
             TokensPerSecond = fits ? r.Batch * r.Seq / step : null,
             Mfu = fits ? modelFlops / flopsPerSecond : null,
             MfuFullAttention = fits ? modelFlopsFull / flopsPerSecond : null,
-            Pressure = Math.Max(devPressure, hostPerNode > 0 ? hostPressure : 0),
+            Pressure = Math.Max(Math.Max(devPressure, hostPerNode > 0 ? hostPressure : 0), diskPressure),
         };
     }
 

@@ -93,8 +93,9 @@ public static class TimeModel
         var t = Layer(shape, lay, dev, micro, seq);
         int L = shape.Model.NumLayers / pp;
         double fwd = 0, bwd = 0, rec = 0, exposed = 0;
-        long copied = 0;
+        long copied = 0, diskCopied = 0;
         double link = dev.ConcurrentHostLinkBandwidth;
+        int gpusPerNode = Math.Min(lay.Gpus, dev.GpusPerNode);
         double shards = lay.SequenceShards;
         double tokens = (double)micro * seq;
         int recomputed = policy.Kind == PolicyKind.Recompute ? Math.Min(policy.RecomputedLayers, L) : 0;
@@ -128,9 +129,14 @@ public static class TimeModel
                 double a = policy.Alphas is { } al && i < al.Count ? al[i] : 1.0;
                 r = (1 - a) * t.TokenRecomputeAll;
                 long bytes = memory.LayerSkeletonBytes + (long)Math.Round(a * memory.LayerTokenLocalBytes);
-                double copy = bytes / link;
-                exposed += Math.Max(0, copy - fl) + Math.Max(0, copy - (b + r));
+                // A layer on the disk tier is written at the disk's write rate in forward and read back at its read
+                // rate in backward (the disk shared by the node's GPUs, no faster than the host link).
+                bool onDisk = i >= MemoryPolicy.SwappedLayers(L) - memory.DiskLayers;
+                double copyOut = bytes / (onDisk ? dev.ConcurrentDiskBandwidth(gpusPerNode, write: true) : link);
+                double copyIn = bytes / (onDisk ? dev.ConcurrentDiskBandwidth(gpusPerNode, write: false) : link);
+                exposed += Math.Max(0, copyOut - fl) + Math.Max(0, copyIn - (b + r));
                 copied += 2 * bytes;
+                if (onDisk) diskCopied += 2 * bytes;
             }
             fwd += fl;
             bwd += b;
@@ -169,6 +175,7 @@ public static class TimeModel
             exposed *= microBatches;
             head *= microBatches;
             copied *= microBatches;
+            diskCopied *= microBatches;
         }
 
         return new StepTime
@@ -183,6 +190,7 @@ public static class TimeModel
             Pipeline = pipeline,
             LayerCommunication = L * t.CommunicationTotal + headGather,
             SwapBytes = copied,
+            DiskBytes = diskCopied,
         };
     }
 

@@ -30,6 +30,7 @@ public static class PlanCommand
         var hostMemory = OptionTable.HostMemory();
         hostMemory.Hidden = true;
         var deviceMemory = OptionTable.DeviceMemory();
+        var diskTier = OptionTable.DiskTier();
         var tp = new Option<int?>("--tp") { Description = "Fix the tensor-parallel degree" };
         var cp = new Option<int?>("--cp") { Description = OptionTable.Cp().Description };
         var dp = new Option<int?>("--dp") { Description = "Fix the data-parallel degree" };
@@ -59,7 +60,7 @@ public static class PlanCommand
 
         var cmd = new Command("plan", "Predict memory, step time and MFU of long-sequence training for memo, megatron, deepspeed and keep, before running it. Needs --model and --seq (or --max-seq or --sweep-seq instead of --seq). Exit code 3 when nothing fits.")
         {
-            model, layers, seq, gpus, gpu, nodeHostMemory, hostMemory, deviceMemory, tp, cp, dp, pp, strategy, batch, json, plot, sweep, maxSeq, measure, profile, threads,
+            model, layers, seq, gpus, gpu, nodeHostMemory, hostMemory, deviceMemory, diskTier, tp, cp, dp, pp, strategy, batch, json, plot, sweep, maxSeq, measure, profile, threads,
             lmHead, without, fragmentation, verbose, sensitivity,
         };
         cmd.SetAction(pr =>
@@ -75,6 +76,7 @@ public static class PlanCommand
                 Gpu = pr.GetValue(gpu) ?? "a800",
                 NodeHostMemory = pr.GetValue(nodeHostMemory),
                 DeviceMemory = pr.GetValue(deviceMemory),
+                DiskTier = pr.GetValue(diskTier),
                 Tp = pr.GetValue(tp),
                 Cp = pr.GetValue(cp),
                 Dp = pr.GetValue(dp),
@@ -109,6 +111,7 @@ public static class PlanCommand
         public string Gpu { get; init; } = "a800";
         public string? NodeHostMemory { get; init; }
         public string? DeviceMemory { get; init; }
+        public string? DiskTier { get; init; }
         public int? Tp { get; init; }
         public int? Cp { get; init; }
         public int? Dp { get; init; }
@@ -172,6 +175,7 @@ public static class PlanCommand
         if (o.DeviceMemory is { } dm) dev = dev with { DeviceMemoryBytes = Positive(Sizes.ParseBytes(dm, "--device-memory"), "--device-memory") };
         if (o.NodeHostMemory is { } hm) dev = dev with { HostMemoryBytes = Positive(Sizes.ParseBytes(hm, "--node-host-memory"), "--node-host-memory") };
         if (o.NodeHostMemory is not null && dev.HostReservedBytes >= dev.HostMemoryBytes) dev = dev with { HostReservedBytes = dev.HostMemoryBytes / 32 };
+        if (o.DiskTier is { } disk) dev = dev.WithDiskTier(disk);
         dev = dev.Validate("device profile");
         if (o.Threads is int th && th < 1) throw new MemoException($"--threads must be at least 1 (got {th})");
         if (o.Threads is not null && !dev.CpuEngine) throw new MemoException($"--threads sets the CPU engine's worker threads; it applies to --gpu cpu only, not '{dev.Name}'");
@@ -245,20 +249,23 @@ public static class PlanCommand
             if (sens is not null) StrategyPlots.Tornado(sens, path, title);
             else StrategyPlots.Breakdown(plans, path, title);
         }
+        var diskEffect = plans.FirstOrDefault(p => p.Strategy == Strategy.Memo) is { } memoPlan ? DiskTier.Compare(request, memoPlan) : null;
         if (o.Json)
         {
             var root = PlanJson.Request(request);
             root["strategies"] = PlanJson.Plans(plans);
+            if (diskEffect is not null) root["disk_tier"] = diskEffect.ToJson();
             if (sens is not null) root["sensitivity"] = PlanJson.Sensitivity(sens);
             output.WriteLine(root.ToJsonString(PlanJson.Indented));
             return code;
         }
         var console = Console(output);
         Header(console, request);
-        console.Write(SummaryTable(plans));
+        console.Write(SummaryTable(plans, request.Device.HasDiskTier));
         console.Write(FeatureTable(plans));
         console.Write(BreakdownTable(plans));
         foreach (var p in plans) console.WriteLine($"{StrategyPlan.StrategyName(p.Strategy)}: {p.Reason}");
+        if (diskEffect is not null) console.WriteLine(diskEffect.Describe());
         if (sens is not null) console.Write(SensitivityTable(sens));
         Assumptions(console, request, o.Verbose);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
@@ -268,6 +275,7 @@ public static class PlanCommand
     private static int MaxSeqMode(PlanRequest request, IReadOnlyList<Strategy> strategies, PlanOptions o, TextWriter output, TextWriter error)
     {
         var results = strategies.Select(s => (Strategy: s, Result: StrategySearch.MaxSeq(request, s))).ToArray();
+        var diskEffect = results.Where(x => x.Strategy == Strategy.Memo).Select(x => DiskTier.CompareMaxSeq(request, x.Result.MaxSeq, x.Result.Plan)).FirstOrDefault();
         int code = results.Any(r => r.Result.MaxSeq > 0) ? 0 : NothingFitsExitCode;
         if (code != 0) error.WriteLine($"memo plan: nothing fits: no strategy fits {request.Model.Name} at any length on {request.Gpus} x {request.Device.Name}; try more --gpus");
         if (o.Plot is { } path) StrategyPlots.Breakdown(results.Select(r => r.Result.Plan).ToArray(), path, $"{request.Model.Name} at its longest sequence, {request.Gpus} x {request.Device.Name}");
@@ -281,6 +289,7 @@ public static class PlanCommand
                 ["max_seq"] = r.Result.MaxSeq,
                 ["plan"] = PlanJson.Plan(r.Result.Plan),
             }).ToArray());
+            if (diskEffect is not null) root["disk_tier"] = diskEffect.ToJson();
             output.WriteLine(root.ToJsonString(PlanJson.Indented));
             return code;
         }
@@ -306,6 +315,7 @@ public static class PlanCommand
                 p.MfuFullAttention is double mf ? mf.ToString("P1", Inv) : "-");
         }
         console.Write(t);
+        if (diskEffect is not null) console.WriteLine(diskEffect.Describe());
         Assumptions(console, request, o.Verbose);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
         return code;
@@ -339,7 +349,7 @@ public static class PlanCommand
             {
                 string peak = p.DevicePeakBytes is long b ? $"{b / (double)(1L << 30):0.0} GiB" : "";
                 cells.Add(p.Fits
-                    ? $"{p.Mfu!.Value.ToString("P1", Inv)} ({peak}{(p.Alpha is double a ? $", a={a.ToString("0.00", Inv)}" : "")})"
+                    ? $"{p.Mfu!.Value.ToString("P1", Inv)} ({peak}{(p.Alpha is double a ? $", a={a.ToString("0.00", Inv)}" : "")}{(p.DiskBytesPerNode > 0 ? ", disk" : "")})"
                     : p.DevicePeakBytes is null ? "n/a" : $"OOM ({peak}{(p.Reason.StartsWith("out of host", StringComparison.Ordinal) ? ", host" : "")})");
             }
             t.AddRow(cells.Select(Markup.Escape).ToArray());
@@ -381,15 +391,23 @@ public static class PlanCommand
             $"memo plan: {r.Model.Name} ({r.Model.ModelType}, {r.Model.NumLayers} layers, hidden {r.Model.HiddenSize}, {p / 1e9:0.00}B parameters){seq}"));
         console.WriteLine(string.Create(Inv,
             $"devices: {r.Gpus} x {dev.Name} ({Sizes.FormatBytes(dev.DeviceMemoryBytes)} each, {dev.PeakFlops / 1e12:0.#} TFLOP/s {dev.Precision} peak), {r.Nodes} node(s) of {dev.GpusPerNode}, host {Sizes.FormatBytes(dev.HostMemoryBytes)} per node"));
+        if (dev.HasDiskTier)
+        {
+            console.WriteLine(string.Create(Inv,
+                $"disk tier: {Sizes.FormatBytes(dev.DiskCapacityBytes!.Value)} per node behind host memory for memo's swapped activations, read {dev.DiskReadBandwidth!.Value / 1e9:0.##} / write {dev.DiskWriteBandwidth!.Value / 1e9:0.##} GB/s per node, shared by its GPUs"));
+        }
     }
 
-    private static Table SummaryTable(IReadOnlyList<StrategyPlan> plans)
+    private static Table SummaryTable(IReadOnlyList<StrategyPlan> plans, bool diskTier)
     {
         var t = new Table().Border(TableBorder.Rounded);
-        foreach (var c in new[] { "strategy", "fits", "layout", "policy", "alpha", "device peak", "host / node", "step (s)", "tokens/s", "MFU (causal)", "MFU (full attn)" }) t.AddColumn(c);
+        foreach (var c in new[] { "strategy", "fits", "layout", "policy", "alpha", "device peak", "host / node" }) t.AddColumn(c);
+        if (diskTier) t.AddColumn("disk / node");
+        foreach (var c in new[] { "step (s)", "tokens/s", "MFU (causal)", "MFU (full attn)" }) t.AddColumn(c);
         foreach (var p in plans)
         {
-            t.AddRow(
+            var cells = new List<string>
+            {
                 StrategyPlan.StrategyName(p.Strategy),
                 p.Fits ? "yes" : p.Layout is null ? "n/a" : "OOM",
                 p.Layout?.ToString() ?? "-",
@@ -397,10 +415,16 @@ public static class PlanCommand
                 p.Alpha is double a ? a.ToString("0.000", Inv) : "-",
                 p.DevicePeakBytes is long pk ? Sizes.FormatBytes(pk) : "-",
                 p.Layout is null ? "-" : Sizes.FormatBytes(p.HostBytesPerNode),
+            };
+            if (diskTier) cells.Add(p.Layout is null ? "-" : Sizes.FormatBytes(p.DiskBytesPerNode));
+            cells.AddRange(
+            [
                 p.StepSeconds is double st ? st.ToString("0.00", Inv) : "-",
                 p.TokensPerSecond is double tps ? tps.ToString("N0", Inv) : "-",
                 p.Mfu is double m ? m.ToString("P1", Inv) : "-",
-                p.MfuFullAttention is double mf ? mf.ToString("P1", Inv) : "-");
+                p.MfuFullAttention is double mf ? mf.ToString("P1", Inv) : "-",
+            ]);
+            t.AddRow(cells.ToArray());
         }
         t.Caption("MFU (causal): attention FLOPs counted for the causal half, as the MEMO paper counts; MFU (full attn): over the full score matrix, which counts the FLOPs a causal kernel skips and so can pass 100 %");
         return t;
@@ -470,6 +494,8 @@ public static class PlanCommand
         t.AddRow(new[] { "capacity" }.Concat(shown.Select(p => Gib(p.DeviceCapacityBytes))).ToArray());
         t.AddRow(new[] { "peak phase" }.Concat(shown.Select(p => p.Memory!.PeakPhase)).ToArray());
         t.AddRow(new[] { "host per GPU" }.Concat(shown.Select(p => Gib(p.Memory!.HostBytes))).ToArray());
+        if (shown.Any(p => p.DiskCapacityBytesPerNode is not null))
+            t.AddRow(new[] { "  of which on disk" }.Concat(shown.Select(p => Gib(p.Memory!.HostDiskBytes))).ToArray());
         return t;
     }
 
