@@ -25,7 +25,7 @@ public sealed record DiskTierEffect
     public bool UsesDisk => With.DiskBytesPerNode > 0;
 
     /// <summary>True when the disk tier changes alpha or whether memo fits.</summary>
-    public bool ChangesAlpha => UsesDisk && (With.Fits != Without.Fits || With.Alpha != Without.Alpha);
+    public bool ChangesAlpha => UsesDisk && (With.Fits != Without.Fits || Math.Abs((With.Alpha ?? 0) - (Without.Alpha ?? 0)) >= 0.0005);
 
     /// <summary>True when the disk tier changes the longest sequence.</summary>
     public bool ChangesMaxSeq => MaxSeqWith is long a && MaxSeqWithout is long b && a != b;
@@ -44,7 +44,12 @@ public sealed record DiskTierEffect
                 ? $"longest sequence {Sizes.FormatCount(with)} with or without it"
                 : $"longest sequence {(without > 0 ? Sizes.FormatCount(without) : "none")} -> {Sizes.FormatCount(with)}");
         }
-        if (ChangesAlpha)
+        if (Without.Seq != With.Seq)
+        {
+            // --max-seq with different longest sequences: each plan at its own length (step times are not comparable).
+            parts.Add($"alpha {Alpha(Without)} at {Sizes.FormatCount(Without.Seq)} without it, {Alpha(With)} at {Sizes.FormatCount(With.Seq)} with it");
+        }
+        else if (ChangesAlpha)
         {
             string at = MaxSeqWith is null ? "alpha" : "alpha at the longest";
             parts.Add($"{at} {Alpha(Without)} -> {Alpha(With)}");

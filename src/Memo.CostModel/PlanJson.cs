@@ -150,7 +150,6 @@ public static class PlanJson
                 ["swap_bytes_per_gpu"] = t.SwapBytes,
                 ["predicted_step_s"] = t.Step,
             };
-            if (p.DiskCapacityBytesPerNode is not null) o["time"]!["disk_bytes_per_gpu"] = t.DiskBytes;
         }
         return o;
     }

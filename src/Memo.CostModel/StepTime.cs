@@ -24,9 +24,6 @@ public sealed record StepTime
     /// <summary>Host-device bytes copied per device per step (both directions).</summary>
     public long SwapBytes { get; init; }
 
-    /// <summary>Of <see cref="SwapBytes"/>, the bytes written to and read back from the disk tier per device per step.</summary>
-    public long DiskBytes { get; init; }
-
     /// <summary>Pipeline bubble and stage-to-stage sends (pipeline parallelism only).</summary>
     public double Pipeline { get; init; }
 

@@ -93,7 +93,7 @@ public static class TimeModel
         var t = Layer(shape, lay, dev, micro, seq);
         int L = shape.Model.NumLayers / pp;
         double fwd = 0, bwd = 0, rec = 0, exposed = 0;
-        long copied = 0, diskCopied = 0;
+        long copied = 0;
         double link = dev.ConcurrentHostLinkBandwidth;
         int gpusPerNode = Math.Min(lay.Gpus, dev.GpusPerNode);
         double shards = lay.SequenceShards;
@@ -136,7 +136,6 @@ public static class TimeModel
                 double copyIn = bytes / (onDisk ? dev.ConcurrentDiskBandwidth(gpusPerNode, write: false) : link);
                 exposed += Math.Max(0, copyOut - fl) + Math.Max(0, copyIn - (b + r));
                 copied += 2 * bytes;
-                if (onDisk) diskCopied += 2 * bytes;
             }
             fwd += fl;
             bwd += b;
@@ -175,7 +174,6 @@ public static class TimeModel
             exposed *= microBatches;
             head *= microBatches;
             copied *= microBatches;
-            diskCopied *= microBatches;
         }
 
         return new StepTime
@@ -190,7 +188,6 @@ public static class TimeModel
             Pipeline = pipeline,
             LayerCommunication = L * t.CommunicationTotal + headGather,
             SwapBytes = copied,
-            DiskBytes = diskCopied,
         };
     }
 
