@@ -223,7 +223,7 @@ public static class StrategySearch
                 {
                     Fits = false,
                     Reason = string.Create(CultureInfo.InvariantCulture,
-                        $"out of host memory: the skeleton of {swapped} swapped layers needs {Sizes.FormatBytes((long)(sSkel * swapped * inFlight * r.GpusPerNodeUsed))} per node, {Sizes.FormatBytes((long)(Math.Max(0, hostBudget) * r.GpusPerNodeUsed))} is available ({lay})"),
+                        $"out of host memory: the skeleton of {swapped} swapped layers needs {Sizes.FormatBytes((long)(sSkel * swapped * inFlight * r.GpusPerNodeUsed))} per node, {Sizes.FormatBytes((long)(Math.Max(0, hostBudget) * r.GpusPerNodeUsed))} is available{(dev.HasDiskTier ? $" in host memory and {Sizes.FormatBytes(dev.DiskCapacityBytes!.Value)} on disk" : "")} ({lay})"),
                     Pressure = Math.Max(failed.Pressure, sSkel * swapped * inFlight / Math.Max(1, hostBudget)),
                     StepSeconds = null, TokensPerSecond = null, Mfu = null, MfuFullAttention = null,
                 };

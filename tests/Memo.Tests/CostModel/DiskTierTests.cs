@@ -195,6 +195,7 @@ public sealed class DiskTierTests
         var p = StrategySearch.Plan(Request(Node(2 * s, diskBytes: s, diskRate: 1e18)), Strategy.Memo);
         Assert.False(p.Fits);
         Assert.Contains("out of host memory", p.Reason, StringComparison.Ordinal);
+        Assert.Contains($"available in host memory and {Sizes.FormatBytes(s)} on disk", p.Reason, StringComparison.Ordinal);
     }
 
     [Fact]
