@@ -53,6 +53,7 @@ log=$out/run-cpu.md
   echo "- packages: $(dpkg-query -W -f='${Package} ${Version}; ' libopenblas0 libopenblas0-pthread python3-torch python3-threadpoolctl 2>/dev/null | sed 's/; $//')"
   echo "- libblas.so.3 points to: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown)"
   echo "- environment for Memo: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-unset}; for the baselines both unset"
+  echo "- scheduling: $(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup'), process nice $(nice) (bench/priority.sh raises both; nice 0 means other sessions shared the cores equally)"
   echo "- transparent huge pages: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)"
   echo
   echo "Commands:"

@@ -132,7 +132,7 @@ one() { # name limited(0/1) memo-args...
   fi
   tail -2 "$work/$name.out" >&2
   "$python" - "$name" "$limited" "$rc" "$peak" "$tfile" "$log" "$commit" "$limit" "$(cut -d' ' -f1-3 /proc/loadavg)" "${cmd[*]}" >>"$results" <<'PY'
-import json, sys, statistics
+import json, sys, statistics, os
 name, limited, rc, peak, tfile, log, commit, limit, load, command = sys.argv[1:11]
 try:
     rss_kib = int(open(tfile).read().split()[-1])
@@ -147,7 +147,8 @@ timed = steps[1:] if len(steps) > 1 else steps
 def med(key):
     v = [s[key] for s in timed if key in s]
     return statistics.median(v) if v else None
-print(json.dumps({"name": name, "limited": limited == "1", "limit": limit if limited == "1" else None, "commit": commit, "load": load, "command": command, "rc": rc, "cgroup_peak": peak, "peak_rss_bytes": rss_kib * 1024 if rss_kib else None,
+print(json.dumps({"name": name, "limited": limited == "1", "limit": limit if limited == "1" else None, "commit": commit, "load": load,
+                  "scheduling": f"{open('/proc/self/autogroup').read().strip() if os.path.exists('/proc/self/autogroup') else 'no autogroup'}, process nice {os.nice(0)}", "command": command, "rc": rc, "cgroup_peak": peak, "peak_rss_bytes": rss_kib * 1024 if rss_kib else None,
                   "steps": len(steps), "step_ms": [s.get("step_ms") for s in timed], "step_ms_median": med("step_ms"),
                   "loss_last": steps[-1]["loss"] if steps else None,
                   "disk_written_bytes": med("disk_written_bytes"), "disk_read_bytes": med("disk_read_bytes"),
@@ -182,6 +183,7 @@ limits = sorted({r["limit"] for r in runs if r.get("limit")})
 print(f"### Disk tier: llama 8 layers, hidden 256 (bench/configs/llama-8x256.json), T = {seq}, memory limit {', '.join(limits) or 'none'}")
 print()
 print(f"- written {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC from {len(runs)} runs in {os.path.basename(res_path)}; {os.cpu_count()} cores; the machine was shared with other work (load average when each run ended, below)")
+print(f"- scheduling of the runs: {'; '.join(sorted({r.get('scheduling', 'not recorded') for r in runs}))} (bench/priority.sh raises the autogroup's and the process's nice; at nice 0 other sessions share the cores equally)")
 print(f"- memory cgroup: {cg_kind}, no swap; disk store directory {dirname}; runs alternate process by process (A B A B) within a sitting")
 print("- step time = median of a run's steps after the first (the only step when a run has one); peak RSS from GNU time (%M); cgroup peak = the cgroup's max usage (includes page cache)")
 print("- disk I/O hidden = 1 - (time compute waited for layers on disk) / (time the copy stream spent in disk I/O)")
