@@ -1,6 +1,4 @@
-using System.CommandLine;
 using System.Text.Json.Nodes;
-using Memo.Cli.Commands;
 using Memo.CostModel;
 using Memo.CostModel.Cpu;
 using Memo.Cpu;
@@ -18,14 +16,7 @@ namespace Memo.Tests.CostModel;
 /// </summary>
 public sealed class ContextParallelPlanTests
 {
-    private static (int Code, string Out, string Err) Invoke(params string[] args)
-    {
-        var root = new RootCommand("memo") { PlanCommand.Create() };
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = root.Parse(["plan", .. args]).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Invoke(params string[] args) => PlanCommandTests.Invoke(args);
 
     private static JsonNode Strategy(string json, string name) =>
         JsonNode.Parse(json)!["strategies"]!.AsArray().First(s => s!["strategy"]!.GetValue<string>() == name)!;

@@ -14,7 +14,8 @@ public sealed class PlanCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Invoke(params string[] args)
+    /// <summary>Runs <c>memo plan</c> with <paramref name="args"/> through the command line parser; exceptions propagate.</summary>
+    internal static (int Code, string Out, string Err) Invoke(params string[] args)
     {
         var root = new RootCommand("memo") { PlanCommand.Create() };
         var output = new StringWriter();
