@@ -102,7 +102,8 @@ public static class CpuTimeModel
         if ((long)ranks * threads >= Environment.ProcessorCount) exposed += copyTotal / Math.Max(1, threads);
 
         // Gradients are summed over all C x D ranks before the optimizer (the bandwidth-optimal all-reduce: each rank
-        // sends and reduces (N-1)/N of them twice over), at the rank-to-rank rate; the sum's traffic at memory_bandwidth.
+        // sends 2 (N-1)/N of them at the rank-to-rank rate and sums (N-1)/N of them, reading two floats and writing one,
+        // at memory_bandwidth).
         long allReduce = CpuRuntime.AllReduceBytes(model, ranks);
         double reduce = allReduce > 0 ? allReduce / dev.IntraNodeBandwidth + 1.5 * allReduce / c.MemoryBandwidth : 0;
         long ringBytes = CpuRuntime.RingBytes(model, batch, seq, policy, layout.Cp);

@@ -37,6 +37,8 @@ public static class StrategySearch
             throw new MemoException($"--gpu {r.Device.Name} is this machine's CPU engine: it runs context-parallel (--cp) and data-parallel (--dp) ranks, no tensor or pipeline parallelism; drop --tp/--pp");
         if (r.Device.CpuEngine && r.Gpus != (long)(r.Cp ?? 1) * (r.Dp ?? 1))
             throw new MemoException($"--gpu {r.Device.Name}: --gpus {r.Gpus} must be the number of ranks, --cp x --dp = {(long)(r.Cp ?? 1) * (r.Dp ?? 1)}; give --cp and --dp (and drop --gpus)");
+        if (r.Device.CpuEngine && r.Gpus > 1 && !(r.Device.IntraNodeBandwidth > 0))
+            throw new MemoException($"--gpu {r.Device.Name}: {r.Gpus} ranks send to each other at intra_node_bandwidth, which is {r.Device.IntraNodeBandwidth.ToString(CultureInfo.InvariantCulture)}; give a positive rate in --device-profile");
         if (r.LogitsChunkTokens is < 1) throw new MemoException($"the LM-head chunk must be at least 1 token (got {r.LogitsChunkTokens})");
         if (!(r.FragmentationFactor >= 1) || r.FragmentationFactor > 4) throw new MemoException($"--fragmentation must be between 1 and 4 (got {r.FragmentationFactor.ToString(CultureInfo.InvariantCulture)})");
         if (r.Gpus > gpn && r.Gpus % gpn != 0)

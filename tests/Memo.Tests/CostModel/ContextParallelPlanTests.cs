@@ -200,6 +200,24 @@ public sealed class ContextParallelPlanTests
     }
 
     [Fact]
+    public void Ranks_without_a_rank_to_rank_rate_are_one_line()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"memo-cp-profile-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, """{"intra_node_bandwidth": 0}""");
+        try
+        {
+            var e = Assert.Throws<MemoException>(() => Invoke("--model", "llama-tiny", "--gpu", "cpu", "--seq", "256", "--cp", "2", "--device-profile", file));
+            Assert.Contains("intra_node_bandwidth", e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.Equal(0, Invoke("--model", "llama-tiny", "--gpu", "cpu", "--seq", "256", "--device-profile", file, "--json").Code); // one process sends nothing
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public void Measuring_with_ranks_probes_the_rank_to_rank_rate()
     {
         var notes = new List<string>();
