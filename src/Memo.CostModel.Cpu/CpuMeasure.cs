@@ -17,7 +17,10 @@ namespace Memo.CostModel.Cpu;
 /// at the model's heads and head dimension, FLOPs counted with the causal 1/2 (backward 2.5x forward);</item>
 /// <item>memory_bandwidth: an element-wise pass (<see cref="Elementwise.Add"/>, bytes read + written) over arrays of
 /// one activation's size;</item>
-/// <item>host_link_bandwidth: memcpy on one thread, as the engine's copy engine moves swapped activations.</item>
+/// <item>host_link_bandwidth: memcpy on one thread, as the engine's copy engine moves swapped activations;</item>
+/// <item>intra_node_bandwidth (only when the workload has several ranks): the rank-to-rank rate, probed in this process as
+/// one message's bytes copied into a third buffer and out of it again on one thread, the two copies a shared-memory
+/// channel makes (a proxy: MPI's own handshakes and its waits for the peer are not in it).</item>
 /// </list>
 /// Without a workload the shapes are generic (512^3 GEMM, 1024 tokens of 4 heads of 64).
 /// </summary>
@@ -102,6 +105,14 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
             ? string.Create(inv, $"measured element-wise add over 16 MiB arrays: {pass / 1e9:0.0} GB/s read+write (memory_bandwidth)")
             : string.Create(inv, $"measured {workload.Model.Name}'s memory-bound passes (norms, activations, residuals, loss, AdamW): {pass / 1e9:0.0} GB/s of traffic (memory_bandwidth)"));
         notes.Add(string.Create(inv, $"measured memcpy on one thread, {Sizes.FormatBytes(copyBytes)}: {copy / 1e9:0.0} GB/s (host_link_bandwidth, the copy engine's rate)"));
+        if (workload is { RankTransferBytes: > 0 } ranked)
+        {
+            long message = Math.Clamp(ranked.RankTransferBytes, 1L << 20, _copyBytes);
+            double link = RankTransferBandwidth(message);
+            p = p with { IntraNodeBandwidth = link };
+            measured.Add("intra_node_bandwidth");
+            notes.Add(string.Create(inv, $"measured a {Sizes.FormatBytes(message)} message copied into shared-memory-like staging and out again on one thread: {link / 1e9:0.0} GB/s (intra_node_bandwidth, the rank-to-rank proxy)"));
+        }
         return p with { Measured = measured.Distinct().ToArray() };
     }
 
@@ -363,6 +374,20 @@ public sealed unsafe class CpuMeasure : ILocalMeasure
         using var src = new NativeBuffer(bytes);
         using var dst = new NativeBuffer(bytes);
         double s = Median("copy", () => Buffer.MemoryCopy(src.Pointer, dst.Pointer, bytes, bytes));
+        return bytes / s;
+    }
+
+    /// <summary>Bytes per second of a message of <paramref name="bytes"/> passed through a staging buffer: two memcpys on one thread.</summary>
+    private double RankTransferBandwidth(long bytes)
+    {
+        using var src = new NativeBuffer(bytes);
+        using var staging = new NativeBuffer(bytes);
+        using var dst = new NativeBuffer(bytes);
+        double s = Median("rank transfer", () =>
+        {
+            Buffer.MemoryCopy(src.Pointer, staging.Pointer, bytes, bytes);
+            Buffer.MemoryCopy(staging.Pointer, dst.Pointer, bytes, bytes);
+        });
         return bytes / s;
     }
 

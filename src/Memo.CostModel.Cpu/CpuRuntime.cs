@@ -1,4 +1,5 @@
 using Memo.Cpu;
+using Memo.Distributed;
 using Memo.Model;
 using Memo.Model.Memory;
 
@@ -8,8 +9,11 @@ namespace Memo.CostModel.Cpu;
 /// The <c>cpu</c> device is Memo's own CPU engine (src/Memo.Model), so its memory is not modelled but read off
 /// the engine: the device peak is the end of the arena that <see cref="MemoryLayout.Build"/> lays out, the same
 /// call the engine makes before step 0, so the planned peak equals the <c>device_peak_bytes</c> that
-/// <c>memo train</c> measures; the host store is <see cref="MemoryReport.HostBytes"/>. One device only: the engine
-/// has no tensor, context or data parallelism.
+/// <c>memo train</c> measures; the host store is <see cref="MemoryReport.HostBytes"/>. With C context-parallel ranks
+/// (<c>mpiexec -n C memo train --cp C</c>) each rank plans T/C rows per sequence on the ring's backend, whose attention
+/// workspace holds the ring's key/value and dK/dV blocks (<see cref="ContextParallelBackend.WorkspaceBytes"/>, the
+/// figure the rank's arena asks for), so the per-rank peak is again the end of the rank's arena. The engine has no
+/// tensor or pipeline parallelism.
 /// </summary>
 public static class CpuRuntime
 {
@@ -80,14 +84,28 @@ public static class CpuRuntime
     /// <see cref="MemoryBreakdown.Peak"/> is the end of the arena (what the engine measures as its device peak);
     /// what the planned arena needs above the live bytes at its peak time is reported as fragmentation.
     /// </summary>
-    public static MemoryBreakdown Memory(ModelConfig model, long batch, long seq, MemoryPolicy policy, int threads)
+    /// <remarks>
+    /// With <paramref name="cp"/> &gt; 1 it is one context-parallel rank's memory: T/C rows per sequence and the ring's
+    /// scratch as its attention workspace, as <c>memo train --cp C</c> (and its <c>--dry-run</c>) lays out a rank's arena.
+    /// </remarks>
+    public static MemoryBreakdown Memory(ModelConfig model, long batch, long seq, MemoryPolicy policy, int threads, int cp = 1)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         var (b, t) = Shape(model, batch, seq);
         var engine = PolicyFor(policy, model.NumLayers);
-        var layout = MemoryLayout.Build(model, b, t, engine, threads);
+        MemoryLayout layout;
+        if (cp > 1)
+        {
+            t = (int)ZigZag.Create(t, cp).LocalLen;
+            var ring = new Workspaces(ContextParallelBackend.WorkspaceBytes(b, t, model.NumHeads, model.NumKvHeads, model.HeadDim, threads));
+            layout = MemoryLayout.Build(model, b, t, engine, ring);
+        }
+        else
+        {
+            layout = MemoryLayout.Build(model, b, t, engine, threads);
+        }
         // The categories are the bytes live at the plan's peak time (they add up to the lower bound);
         // what the planned arena needs beyond that is fragmentation.
         var cat = layout.LiveByCategory(layout.PeakTime);
@@ -110,4 +128,45 @@ public static class CpuRuntime
             LayerTokenLocalBytes = checked(local * n),
         };
     }
+
+    /// <summary>Bytes of one key/value (or dK/dV) block a rank of <paramref name="cp"/> passes around the ring.</summary>
+    public static long RingBlockBytes(ModelConfig model, long batch, long seq, int cp)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var (b, t) = Shape(model, batch, seq);
+        return checked(RingShapeOf(model, b, t, cp).KvFloats * sizeof(float));
+    }
+
+    /// <summary>
+    /// Bytes one rank of a ring of <paramref name="cp"/> sends per micro-batch in ring attention, forward and backward of
+    /// every layer (<see cref="RingAttention.BytesPerLayer"/>), and the forward again under full recomputation, which
+    /// re-runs each layer's attention before its backward: what the training log reports as <c>ring_bytes</c>.
+    /// </summary>
+    public static long RingBytes(ModelConfig model, long batch, long seq, MemoryPolicy policy, int cp)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(policy);
+        if (cp <= 1) return 0;
+        var (b, t) = Shape(model, batch, seq);
+        var shape = RingShapeOf(model, b, t, cp);
+        long perLayer = RingAttention.BytesPerLayer(shape, cp);
+        if (PolicyFor(policy, model.NumLayers) == PolicyKind.Recompute) perLayer = checked(perLayer + RingAttention.ForwardBytesPerLayer(shape, cp));
+        return checked(model.NumLayers * perLayer);
+    }
+
+    /// <summary>
+    /// Bytes one of <paramref name="ranks"/> ranks sends in the step's gradient all-reduce (every parameter's gradient,
+    /// fp32, summed over all ranks): 2 (N-1)/N of them, the bandwidth-optimal all-reduce (reduce-scatter then
+    /// all-gather; for N = 2 every algorithm sends the whole gradient once).
+    /// </summary>
+    public static long AllReduceBytes(ModelConfig model, int ranks)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (ranks <= 1) return 0;
+        long bytes = checked(new ParameterLayout(model).TotalElements * sizeof(float));
+        return checked(2L * (ranks - 1) * bytes) / ranks;
+    }
+
+    private static RingShape RingShapeOf(ModelConfig model, int batch, int seq, int cp) =>
+        ContextParallelBackend.Shape(batch, ZigZag.Create(seq, cp).LocalLen, model.NumHeads, model.NumKvHeads, model.HeadDim);
 }

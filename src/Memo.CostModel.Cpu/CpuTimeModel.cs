@@ -23,32 +23,57 @@ namespace Memo.CostModel.Cpu;
 /// GEMMs run at the profile's fp32 peak x gemm_efficiency, attention at the peak x its forward/backward efficiency,
 /// memory-bound passes at memory_bandwidth (bytes read + written), copies at host_link_bandwidth. On this device
 /// <c>--measure</c> fills all four from the engine's own kernels at the workload's shapes (<see cref="CpuMeasure"/>).
+/// <para>
+/// C context-parallel x D data-parallel ranks (<c>mpiexec -n C*D memo train --cp C</c>, all on this machine): a rank
+/// runs the token-local work on its T/C tokens and 1/C of the causal attention pairs (the zig-zag ring gives every
+/// rank the same 2 chunk x chunk blocks per ring step, see <see cref="Memo.Distributed.RingAttention"/>), plus the ring
+/// communication its compute does not hide (<see cref="RingExposed"/>), plus the gradient all-reduce over the C*D
+/// ranks. The ranks share the machine's cores: a rank of t threads runs on min(C*D*t, cores)/(C*D) cores' worth
+/// (<see cref="RankShare"/>). Transfers between ranks run at intra_node_bandwidth (the rank-to-rank rate).
+/// </para>
 /// </summary>
 public static class CpuTimeModel
 {
     /// <summary>Seconds of one layer's forward on the engine (what the engine's alpha rule measures as the layer time).</summary>
-    public static double LayerForward(ModelConfig model, long batch, long seq, DeviceProfile dev)
+    public static double LayerForward(ModelConfig model, long batch, long seq, DeviceProfile dev) =>
+        LayerForward(model, batch, seq, dev, 1, ParallelLayout.Single);
+
+    /// <summary>
+    /// Seconds of one layer's forward on one rank of <paramref name="layout"/> (its tokens, its share of attention and the
+    /// ring's exposed transfers) with <paramref name="threads"/> worker threads per rank.
+    /// </summary>
+    public static double LayerForward(ModelConfig model, long batch, long seq, DeviceProfile dev, int threads, ParallelLayout layout)
     {
-        var c = Costs.Of(model, batch, seq, dev);
-        return c.GemmForward + c.AttentionForward + c.PassesForward;
+        var c = Costs.Of(model, batch, seq, dev, threads, layout);
+        return c.GemmForward + c.AttentionForward + c.PassesForward + RingExposed(c, layout.Cp, dev).Forward;
     }
 
     /// <summary>
     /// One training step (forward, loss, backward, optimizer update) of <paramref name="batch"/> x
     /// <paramref name="seq"/> tokens under <paramref name="policy"/> with <paramref name="threads"/> worker threads.
     /// </summary>
-    public static StepTime Step(ModelConfig model, long batch, long seq, MemoryPolicy policy, DeviceProfile dev, int threads)
+    public static StepTime Step(ModelConfig model, long batch, long seq, MemoryPolicy policy, DeviceProfile dev, int threads) =>
+        Step(model, batch, seq, policy, dev, threads, ParallelLayout.Single);
+
+    /// <summary>
+    /// One training step on one rank of <paramref name="layout"/> (C = Cp context-parallel ranks split each of the
+    /// <paramref name="batch"/> sequences of <paramref name="seq"/> tokens; D = Dp data-parallel groups), each rank with
+    /// <paramref name="threads"/> worker threads. With one rank this is the one-process step.
+    /// </summary>
+    public static StepTime Step(ModelConfig model, long batch, long seq, MemoryPolicy policy, DeviceProfile dev, int threads, ParallelLayout layout)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(dev);
-        var c = Costs.Of(model, batch, seq, dev);
+        var c = Costs.Of(model, batch, seq, dev, threads, layout);
         int L = model.NumLayers;
+        int ranks = layout.Cp * layout.Dp;
         var engine = CpuRuntime.PolicyFor(policy, L);
         double alpha = CpuRuntime.AlphaOf(policy, L);
-        long n = batch * seq;
-        double layerFwd = c.GemmForward + c.AttentionForward + c.PassesForward;
-        double layerBwd = 2 * c.GemmForward + c.AttentionBackward + c.PassesBackward;
+        long n = batch * (seq / layout.Cp);
+        var ring = RingExposed(c, layout.Cp, dev);
+        double layerFwd = c.GemmForward + c.AttentionForward + c.PassesForward + ring.Forward;
+        double layerBwd = 2 * c.GemmForward + c.AttentionBackward + c.PassesBackward + ring.Backward;
         double fwd = 0, bwd = 0, rec = 0, exposed = 0, copyTotal = 0;
         long copied = 0;
 
@@ -74,7 +99,16 @@ public static class CpuTimeModel
             rec += r;
         }
         // The copy thread competes with the workers for the cores when they take all of them.
-        if (threads >= Environment.ProcessorCount) exposed += copyTotal / Math.Max(1, threads);
+        if ((long)ranks * threads >= Environment.ProcessorCount) exposed += copyTotal / Math.Max(1, threads);
+
+        // Gradients are summed over all C x D ranks before the optimizer (the bandwidth-optimal all-reduce: each rank
+        // sends 2 (N-1)/N of them at the rank-to-rank rate and sums (N-1)/N of them, reading two floats and writing one,
+        // at memory_bandwidth).
+        long allReduce = CpuRuntime.AllReduceBytes(model, ranks);
+        double reduce = allReduce > 0 ? allReduce / dev.IntraNodeBandwidth + 1.5 * allReduce / c.MemoryBandwidth : 0;
+        long ringBytes = CpuRuntime.RingBytes(model, batch, seq, policy, layout.Cp);
+        // The ring's exposed transfers per layer: forward and backward, and the forward again when recomputing.
+        double ringTotal = L * (ring.Forward + ring.Backward) + (engine == PolicyKind.Recompute ? L * ring.Forward : 0);
 
         return new StepTime
         {
@@ -84,10 +118,44 @@ public static class CpuTimeModel
             SwapExposed = exposed,
             Head = c.Head,
             Optimizer = c.Optimizer,
-            DataParallel = 0,
-            LayerCommunication = 0,
+            DataParallel = reduce,
+            LayerCommunication = ringTotal,
             SwapBytes = copied,
+            LayerCommunicationBytes = ringBytes,
+            DataParallelBytes = allReduce,
         };
+    }
+
+    /// <summary>
+    /// Seconds of one layer's ring transfers that its attention compute does not hide, forward and backward, on a ring
+    /// of <paramref name="cp"/> ranks. Each of the C ring steps computes the same share of the rank's attention; forward,
+    /// the next key/value block arrives while a step computes (C-1 transfers, exposed where longer than the step);
+    /// backward, the key/value block travels the same way and the dK/dV accumulator goes on after each of the C steps'
+    /// compute, so its transfer is not overlapped.
+    /// </summary>
+    private static (double Forward, double Backward) RingExposed(in Costs c, int cp, DeviceProfile dev)
+    {
+        if (cp <= 1) return (0, 0);
+        double block = c.RingBlockBytes / dev.IntraNodeBandwidth;
+        double fwdStep = c.AttentionForward / cp, bwdStep = c.AttentionBackward / cp;
+        return ((cp - 1) * Math.Max(0, block - fwdStep), (cp - 1) * Math.Max(0, block - bwdStep) + cp * block);
+    }
+
+    /// <summary>
+    /// The fraction of the profile's rate for <paramref name="key"/> that one of <paramref name="ranks"/> ranks of
+    /// <paramref name="threads"/> threads reaches while all run at once: the ranks share the machine's cores, each
+    /// running on min(ranks x threads, cores) / ranks cores' worth. The profile's assumed rates are the whole machine's
+    /// (every core); a rate measured with --measure is one rank's, at its threads. One process (one rank) takes the
+    /// profile's rates as they are.
+    /// </summary>
+    public static double RankShare(DeviceProfile dev, string key, int threads, int ranks)
+    {
+        ArgumentNullException.ThrowIfNull(dev);
+        if (ranks <= 1) return 1;
+        int cores = Environment.ProcessorCount;
+        double perRank = Math.Min((double)ranks * threads, cores) / ranks;
+        double profileCores = dev.Measured.Contains(key) ? Math.Min(threads, cores) : cores;
+        return perRank / profileCores;
     }
 
     /// <summary>
@@ -122,20 +190,28 @@ public static class CpuTimeModel
                 OptimizerPerParameter: 9);
     }
 
-    /// <summary>Seconds of each part of the engine's work for one step shape.</summary>
+    /// <summary>Seconds of each part of one rank's work for one step shape.</summary>
     private readonly record struct Costs(
         double GemmForward, double AttentionForward, double AttentionBackward, double PassesForward, double PassesBackward,
         double OutsideForward, double OutsideBackward, double Head, double Optimizer,
-        long SkeletonBytesPerToken, long TokenLocalBytesPerToken)
+        long SkeletonBytesPerToken, long TokenLocalBytesPerToken, double MemoryBandwidth, long RingBlockBytes)
     {
-        public static Costs Of(ModelConfig m, long batch, long seq, DeviceProfile dev)
+        /// <summary>
+        /// One rank of <paramref name="layout"/>: the token-local work of its batch x seq/C tokens, 1/C of the causal
+        /// attention of the whole sequences, at its share of the machine (<see cref="RankShare"/>).
+        /// </summary>
+        public static Costs Of(ModelConfig m, long batch, long seq, DeviceProfile dev, int threads, ParallelLayout layout)
         {
             ArgumentNullException.ThrowIfNull(m);
             ArgumentNullException.ThrowIfNull(dev);
+            int cp = layout.Cp, ranks = layout.Cp * layout.Dp;
             var shape = new LayerShape(m, Precision.Fp32);
-            double n = (double)batch * seq;
-            double gemmRate = dev.PeakFp32Flops * dev.GemmEfficiency;
-            double bw = dev.MemoryBandwidth;
+            long localSeq = seq / cp;
+            double n = (double)batch * localSeq;
+            double gemmRate = dev.PeakFp32Flops * dev.GemmEfficiency * RankShare(dev, "gemm_efficiency", threads, ranks);
+            double bw = dev.MemoryBandwidth * RankShare(dev, "memory_bandwidth", threads, ranks);
+            double attnFwdRate = dev.PeakFp32Flops * dev.AttentionForwardEfficiency * RankShare(dev, "attention_forward_efficiency", threads, ranks);
+            double attnBwdRate = dev.PeakFp32Flops * dev.AttentionBackwardEfficiency * RankShare(dev, "attention_backward_efficiency", threads, ranks);
             const double F32 = sizeof(float);
 
             var traffic = Traffic(m);
@@ -143,11 +219,11 @@ public static class CpuTimeModel
             long parameters = new ParameterLayout(m).TotalElements;
 
             var (skel, local) = ActivationInventory.SavedBytesPerToken(m, sizeof(float));
-            double attention = shape.AttentionFlops(batch, seq);
+            double attention = shape.AttentionFlops(batch, seq) / cp;
             return new Costs(
                 GemmForward: shape.GemmFlopsPerToken * n / gemmRate,
-                AttentionForward: attention / (dev.PeakFp32Flops * dev.AttentionForwardEfficiency),
-                AttentionBackward: 2.5 * attention / (dev.PeakFp32Flops * dev.AttentionBackwardEfficiency),
+                AttentionForward: attention / attnFwdRate,
+                AttentionBackward: 2.5 * attention / attnBwdRate,
                 PassesForward: traffic.LayerForward * F32 * n / bw,
                 PassesBackward: traffic.LayerBackward * F32 * n / bw,
                 OutsideForward: traffic.OutsideForward * F32 * n / bw,
@@ -155,7 +231,9 @@ public static class CpuTimeModel
                 Head: headGemm + traffic.LossPerToken * F32 * n / bw,
                 Optimizer: traffic.OptimizerPerParameter * F32 * parameters / bw,
                 SkeletonBytesPerToken: skel,
-                TokenLocalBytesPerToken: local);
+                TokenLocalBytesPerToken: local,
+                MemoryBandwidth: bw,
+                RingBlockBytes: cp > 1 ? CpuRuntime.RingBlockBytes(m, batch, seq, cp) : 0);
         }
     }
 }

@@ -34,6 +34,9 @@ public static class Assumptions
             Add("attention_backward_efficiency", d.AttentionBackwardEfficiency, "", p => p.AttentionBackwardEfficiency, "assumption", "the engine's attention backward");
             Add("memory_bandwidth", d.MemoryBandwidth, "B/s", p => p.MemoryBandwidth, "assumption", "rate of the engine's memory-bound passes (about 20 GB/s of modelled traffic)");
             Add("host_link_bandwidth", d.HostLinkBandwidth, "B/s", p => p.HostLinkBandwidth, "assumption", "one-thread memcpy, the engine's copy thread (about 20 GB/s)");
+            Add("intra_node_bandwidth", d.IntraNodeBandwidth, "B/s", p => p.IntraNodeBandwidth, "assumption",
+                "rank to rank (--cp/--dp ranks on this machine): MPI's shared-memory transfer, about half a one-thread memcpy (a copy into and out of shared memory; "
+                + "MPICH 4.0.2 exchanged 1-2 MiB ring messages at up to 12 GB/s between 2 ranks on the 2-core Zen 5 machine, less under load)");
             list.Add(new Assumption("planned_arena_overhead", 1.0, "x", "measured", "device memory is the engine's own arena layout, padding included"));
             return list;
         }

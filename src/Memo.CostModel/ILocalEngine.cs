@@ -15,12 +15,18 @@ public interface ILocalEngine
     /// <summary>Why the engine cannot run <paramref name="seq"/> tokens of <paramref name="model"/>, or null when it can.</summary>
     string? NotRunnable(ModelConfig model, long batch, long seq);
 
-    /// <summary>The engine's device memory for one step under <paramref name="policy"/> with <paramref name="threads"/> worker threads.</summary>
-    MemoryBreakdown Memory(ModelConfig model, long batch, long seq, MemoryPolicy policy, int threads);
+    /// <summary>
+    /// The engine's device memory for one step under <paramref name="policy"/> with <paramref name="threads"/> worker
+    /// threads: of one of <paramref name="cp"/> context-parallel ranks that split each sequence of <paramref name="seq"/> tokens.
+    /// </summary>
+    MemoryBreakdown Memory(ModelConfig model, long batch, long seq, MemoryPolicy policy, int threads, int cp);
 
-    /// <summary>Seconds of one training step under <paramref name="policy"/> on <paramref name="dev"/>.</summary>
-    StepTime Step(ModelConfig model, long batch, long seq, MemoryPolicy policy, DeviceProfile dev, int threads);
+    /// <summary>
+    /// Seconds of one training step under <paramref name="policy"/> on <paramref name="dev"/>, on one rank of
+    /// <paramref name="layout"/> (its context- and data-parallel ranks, <paramref name="threads"/> worker threads each).
+    /// </summary>
+    StepTime Step(ModelConfig model, long batch, long seq, MemoryPolicy policy, DeviceProfile dev, int threads, ParallelLayout layout);
 
-    /// <summary>Seconds of one layer's forward (what the alpha rule takes as the layer time).</summary>
-    double LayerForward(ModelConfig model, long batch, long seq, DeviceProfile dev);
+    /// <summary>Seconds of one layer's forward on one rank of <paramref name="layout"/> (what the alpha rule takes as the layer time).</summary>
+    double LayerForward(ModelConfig model, long batch, long seq, DeviceProfile dev, int threads, ParallelLayout layout);
 }

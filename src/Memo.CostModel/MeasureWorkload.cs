@@ -8,4 +8,6 @@ namespace Memo.CostModel;
 /// <param name="Batch">Sequences per step on the device.</param>
 /// <param name="Seq">Tokens per sequence.</param>
 /// <param name="Threads">Worker threads of the run (the CPU engine's pool).</param>
-public sealed record MeasureWorkload(ModelConfig Model, long Batch, long Seq, int Threads);
+/// <param name="RankTransferBytes">Bytes of one message between ranks (a context-parallel ring block, or a gradient
+/// all-reduce), to probe the rank-to-rank rate at; 0 when the run has one rank.</param>
+public sealed record MeasureWorkload(ModelConfig Model, long Batch, long Seq, int Threads, long RankTransferBytes = 0);

@@ -150,6 +150,15 @@ public static class PlanJson
                 ["swap_bytes_per_gpu"] = t.SwapBytes,
                 ["predicted_step_s"] = t.Step,
             };
+            if (t.CommunicatedBytes > 0)
+            {
+                // The CPU engine's ranks: bytes one rank sends per step, and the communication not hidden behind compute.
+                var time = (JsonObject)o["time"]!;
+                time["ring_bytes_per_step"] = t.LayerCommunicationBytes;
+                time["allreduce_bytes_per_step"] = t.DataParallelBytes;
+                time["communicated_bytes_per_step"] = t.CommunicatedBytes;
+                time["communication_exposed_s"] = t.LayerCommunication + t.DataParallel;
+            }
         }
         return o;
     }

@@ -24,6 +24,15 @@ public sealed record StepTime
     /// <summary>Host-device bytes copied per device per step (both directions).</summary>
     public long SwapBytes { get; init; }
 
+    /// <summary>Bytes one device sends per step inside layers (the CPU engine's context-parallel ring: key/value and dK/dV blocks).</summary>
+    public long LayerCommunicationBytes { get; init; }
+
+    /// <summary>Bytes one device sends per step in the gradient all-reduce (the CPU engine's ranks).</summary>
+    public long DataParallelBytes { get; init; }
+
+    /// <summary>Bytes one device sends per step: <see cref="LayerCommunicationBytes"/> + <see cref="DataParallelBytes"/>.</summary>
+    public long CommunicatedBytes => LayerCommunicationBytes + DataParallelBytes;
+
     /// <summary>Pipeline bubble and stage-to-stage sends (pipeline parallelism only).</summary>
     public double Pipeline { get; init; }
 

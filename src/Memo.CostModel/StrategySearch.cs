@@ -33,8 +33,12 @@ public static class StrategySearch
         if (r.Batch < 1) throw new MemoException($"--batch must be at least 1 sequence (got {r.Batch})");
         if (r.Gpus < 1) throw new MemoException($"--gpus must be at least 1 (got {r.Gpus})");
         if (r.Threads < 0) throw new MemoException($"--threads must be positive (got {r.Threads})");
-        if (r.Device.CpuEngine && (r.Gpus != 1 || r.Tp is > 1 || r.Cp is > 1 || r.Dp is > 1 || r.Pp is > 1))
-            throw new MemoException($"--gpu {r.Device.Name} is this machine's CPU engine, one device without tensor, context, data or pipeline parallelism; use --gpus 1 and no --tp/--cp/--dp/--pp");
+        if (r.Device.CpuEngine && (r.Tp is > 1 || r.Pp is > 1))
+            throw new MemoException($"--gpu {r.Device.Name} is this machine's CPU engine: it runs context-parallel (--cp) and data-parallel (--dp) ranks, no tensor or pipeline parallelism; drop --tp/--pp");
+        if (r.Device.CpuEngine && r.Gpus != (long)(r.Cp ?? 1) * (r.Dp ?? 1))
+            throw new MemoException($"--gpu {r.Device.Name}: --gpus {r.Gpus} must be the number of ranks, --cp x --dp = {(long)(r.Cp ?? 1) * (r.Dp ?? 1)}; give --cp and --dp (and drop --gpus)");
+        if (r.Device.CpuEngine && r.Gpus > 1 && !(r.Device.IntraNodeBandwidth > 0))
+            throw new MemoException($"--gpu {r.Device.Name}: {r.Gpus} ranks send to each other at intra_node_bandwidth, which is {r.Device.IntraNodeBandwidth.ToString(CultureInfo.InvariantCulture)}; give a positive rate in --device-profile");
         if (r.LogitsChunkTokens is < 1) throw new MemoException($"the LM-head chunk must be at least 1 token (got {r.LogitsChunkTokens})");
         if (!(r.FragmentationFactor >= 1) || r.FragmentationFactor > 4) throw new MemoException($"--fragmentation must be between 1 and 4 (got {r.FragmentationFactor.ToString(CultureInfo.InvariantCulture)})");
         if (r.Gpus > gpn && r.Gpus % gpn != 0)
@@ -202,7 +206,7 @@ public static class StrategySearch
         long micro = lay.Pp > 1 ? 1 : batch;
         var probe = MemoryOf(r, query with { Policy = MemoryPolicy.Swap(L) });
         double sSkel = probe.LayerSkeletonBytes, sRest = probe.LayerTokenLocalBytes;
-        double layerForward = dev.CpuEngine ? r.LocalEngine.LayerForward(r.Model, batch, r.Seq, dev) : TimeModel.Layer(shape, lay, dev, micro, r.Seq).Forward;
+        double layerForward = dev.CpuEngine ? r.LocalEngine.LayerForward(r.Model, batch, r.Seq, dev, r.EngineThreads, lay) : TimeModel.Layer(shape, lay, dev, micro, r.Seq).Forward;
         int swapped = MemoryPolicy.SwappedLayers(L);
 
         // alpha: largest value with the layer's copy hidden behind its forward and all swapped layers in host memory
@@ -281,11 +285,11 @@ public static class StrategySearch
     /// the engine's own arena layout (<see cref="ILocalEngine.Memory"/>), which is what it will measure.
     /// </summary>
     private static MemoryBreakdown MemoryOf(PlanRequest r, MemoryQuery q) =>
-        r.Device.CpuEngine ? r.LocalEngine.Memory(q.Model, q.Batch, q.Seq, q.Policy, r.EngineThreads) : MemoryModel.PerDevice(q);
+        r.Device.CpuEngine ? r.LocalEngine.Memory(q.Model, q.Batch, q.Seq, q.Policy, r.EngineThreads, q.Layout.Cp) : MemoryModel.PerDevice(q);
 
     private static StepTime TimeOf(PlanRequest r, LayerShape shape, ParallelLayout lay, MemoryQuery q, MemoryBreakdown mem) =>
         r.Device.CpuEngine
-            ? r.LocalEngine.Step(q.Model, q.Batch, q.Seq, q.Policy, r.Device, r.EngineThreads)
+            ? r.LocalEngine.Step(q.Model, q.Batch, q.Seq, q.Policy, r.Device, r.EngineThreads, lay)
             : TimeModel.Step(shape, lay, r.Device, q.Batch, r.Seq, q.Policy, mem, q.Features);
 
     private static StrategyPlan Finish(PlanRequest r, Strategy strategy, ParallelLayout lay, LayerShape shape, MemoryQuery q, string note)
@@ -343,7 +347,8 @@ public static class StrategySearch
                 + (note.Length > 0 ? $"; {note}" : "");
         }
         bool fits = devOk && hostOk && diskOk;
-        double flopsPerSecond = step * r.Gpus * dev.PeakFlops;
+        // The CPU engine's ranks share one machine, whose peak the cpu profile states.
+        double flopsPerSecond = step * (dev.CpuEngine ? 1 : r.Gpus) * dev.PeakFlops;
         return plan with
         {
             Fits = fits,
@@ -375,7 +380,8 @@ public static class StrategySearch
         foreach (int pp in stages)
         {
             int perStage = r.Gpus / pp;
-            if (strategy == Strategy.DeepSpeed)
+            // The CPU engine's ranks split a sequence one way only (the zig-zag ring), whatever the strategy.
+            if (strategy == Strategy.DeepSpeed && !(r.Device.CpuEngine && r.Gpus > 1))
             {
                 if (r.Tp is > 1) return ([], $"not applicable: DeepSpeed-Ulysses uses no tensor parallelism (--tp {r.Tp})");
                 for (int sp = 1; sp <= perStage; sp++)

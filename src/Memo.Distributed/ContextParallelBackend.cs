@@ -63,10 +63,19 @@ public sealed unsafe class ContextParallelBackend : IBackend
     public void ResetStats() => _attention?.ResetStats();
 
     /// <summary>Ring scratch for the largest shape: two key/value blocks, two dK/dV blocks, the kernels' workspace.</summary>
-    public long AttentionWorkspaceBytes(int headDim) =>
-        checked(RingAttention.WorkspaceFloats(Shape(_maxBatch, _maxLocal), Threads) * sizeof(float));
+    public long AttentionWorkspaceBytes(int headDim) => WorkspaceBytes(_maxBatch, _maxLocal, _heads, _kvHeads, _headDim, Threads);
 
-    private RingShape Shape(int batch, long local) => new(batch, local / 2, _heads, _kvHeads, _headDim, 1 / MathF.Sqrt(_headDim));
+    /// <summary>
+    /// Bytes of the ring scratch a rank of <paramref name="threads"/> kernel threads plans for <paramref name="batch"/> x
+    /// <paramref name="localSeq"/> rows (T/C per sequence): what <see cref="AttentionWorkspaceBytes"/> asks of the arena,
+    /// without building the backend (the planner lays out a rank's arena with it).
+    /// </summary>
+    public static long WorkspaceBytes(int batch, long localSeq, int heads, int kvHeads, int headDim, int threads) =>
+        checked(RingAttention.WorkspaceFloats(Shape(batch, localSeq, heads, kvHeads, headDim), threads) * sizeof(float));
+
+    /// <summary>The ring's shape for <paramref name="batch"/> x <paramref name="local"/> rows: two zig-zag chunks of local/2 per sequence.</summary>
+    public static RingShape Shape(int batch, long local, int heads, int kvHeads, int headDim) =>
+        new(batch, local / 2, heads, kvHeads, headDim, 1 / MathF.Sqrt(headDim));
 
     private RingAttention Ring(in AttentionShape s)
     {

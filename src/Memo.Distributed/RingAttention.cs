@@ -91,6 +91,10 @@ public sealed unsafe class RingAttention
     public static long BytesPerLayer(in RingShape s, int ranks) =>
         ranks <= 1 ? 0 : checked((3L * ranks - 2) * s.KvFloats * sizeof(float));
 
+    /// <summary>Bytes one rank sends in one layer's <see cref="Forward"/>: (C-1) key/value blocks (what a recomputed forward sends again).</summary>
+    public static long ForwardBytesPerLayer(in RingShape s, int ranks) =>
+        ranks <= 1 ? 0 : checked((ranks - 1L) * s.KvFloats * sizeof(float));
+
     /// <summary>
     /// o, lse of the rank's queries over all keys of the sequence at or before them. q rows have
     /// <paramref name="qStride"/> floats (k, v: <paramref name="kvStride"/>; o: <paramref name="oStride"/>); lse is (Rows, Heads).

@@ -179,6 +179,10 @@ public static class PlanCommand
         dev = dev.Validate("device profile");
         if (o.Threads is int th && th < 1) throw new MemoException($"--threads must be at least 1 (got {th})");
         if (o.Threads is not null && !dev.CpuEngine) throw new MemoException($"--threads sets the CPU engine's worker threads; it applies to --gpu cpu only, not '{dev.Name}'");
+        // The CPU engine's C x D ranks (mpiexec -n C*D memo train --cp C) all run on this machine: they are its "GPUs",
+        // one node, sharing its cores (default threads per rank: cores / ranks) and its memory.
+        var ranks = dev.CpuEngine ? CpuRanks(o) : null;
+        if (ranks is { } cr) dev = dev with { GpusPerNode = o.Gpus ?? cr.Count };
 
         var strategies = ParseStrategies(o.Strategies);
         if (o.MaxSeq && o.SweepSeq is not null) throw new MemoException("--max-seq and --sweep-seq answer different questions; give one of them");
@@ -187,6 +191,8 @@ public static class PlanCommand
         {
             if (!Sizes.TryParseCount(s, out seqValue) || seqValue < 1)
                 throw new MemoException($"--seq: '{s}' is not a token count; use an integer or a K/M suffix such as 131072, 128K or 1M");
+            // The rule memo train applies: each sequence splits into 2C zig-zag chunks.
+            if (ranks is { Cp: > 1 } zz) Memo.Distributed.ZigZag.Create(seqValue, zz.Cp);
         }
         else if (!o.MaxSeq && o.SweepSeq is null)
         {
@@ -214,7 +220,7 @@ public static class PlanCommand
             Tp = o.Tp,
             Cp = o.Cp,
             Dp = o.Dp,
-            Threads = o.Threads ?? 0,
+            Threads = o.Threads ?? ranks?.DefaultThreads ?? 0,
             Engine = CpuEngineModel.Instance,
         };
         StrategySearch.Validate(request);
@@ -229,7 +235,18 @@ public static class PlanCommand
             if (local is null || !local.CanMeasure(dev))
                 throw new MemoException($"--measure: no CUDA backend is available yet to measure '{dev.Name}'; drop --measure to plan with the preset profile, or give measured figures with --device-profile FILE.json");
             // Kernels are timed at the planned shapes (at 4K tokens when the length is searched or swept).
-            var workload = new MeasureWorkload(cfg, o.Batch, seqValue > 0 ? seqValue : 4096, dev.CpuEngine ? request.EngineThreads : 1);
+            long measureSeq = seqValue > 0 ? seqValue : 4096;
+            var workload = new MeasureWorkload(cfg, o.Batch, measureSeq, dev.CpuEngine ? request.EngineThreads : 1);
+            if (ranks is { Count: > 1 } mr && o.Batch % mr.Dp == 0 && measureSeq % (2L * mr.Cp) == 0)
+            {
+                // One rank's share (its sequences, its T/C tokens), and a probe of the rank-to-rank rate at one message's size.
+                workload = workload with
+                {
+                    Batch = o.Batch / mr.Dp,
+                    Seq = measureSeq / mr.Cp,
+                    RankTransferBytes = mr.Cp > 1 ? CpuRuntime.RingBlockBytes(cfg, o.Batch / mr.Dp, measureSeq, mr.Cp) : CpuRuntime.AllReduceBytes(cfg, mr.Count),
+                };
+            }
             dev = local.Measure(dev, workload, notes);
             request = request with { Device = dev };
         }
@@ -264,6 +281,7 @@ public static class PlanCommand
         console.Write(SummaryTable(plans, request.Device.HasDiskTier));
         console.Write(FeatureTable(plans));
         console.Write(BreakdownTable(plans));
+        if (ranks is { Count: > 1 }) console.Write(RanksTable(plans, request));
         foreach (var p in plans) console.WriteLine($"{StrategyPlan.StrategyName(p.Strategy)}: {p.Reason}");
         if (diskEffect is not null) console.WriteLine(diskEffect.Describe());
         if (sens is not null) console.Write(SensitivityTable(sens));
@@ -358,6 +376,47 @@ public static class PlanCommand
         Assumptions(console, request, o.Verbose);
         if (o.Plot is { } written) console.WriteLine($"wrote {written}");
         return 0;
+    }
+
+    /// <summary>The CPU engine's ranks: C context-parallel x D data-parallel processes on this machine.</summary>
+    private sealed record CpuRankLayout(int Cp, int Dp)
+    {
+        public int Count => Cp * Dp;
+
+        /// <summary>Worker threads per rank when --threads is not given: the machine's cores shared by the ranks (one process: the engine's default).</summary>
+        public int? DefaultThreads => Count > 1 ? Math.Max(1, Environment.ProcessorCount / Count) : null;
+    }
+
+    private static CpuRankLayout CpuRanks(PlanOptions o)
+    {
+        if (o.Cp is < 1) throw new MemoException($"--cp must be at least 1 (got {o.Cp})");
+        if (o.Dp is < 1) throw new MemoException($"--dp must be at least 1 (got {o.Dp})");
+        int cp = o.Cp ?? 1, dp = o.Dp ?? 1;
+        if ((long)cp * dp > 4096) throw new MemoException($"--cp {cp} x --dp {dp} ranks on one machine is more than 4096 processes; give fewer ranks");
+        return new CpuRankLayout(cp, dp);
+    }
+
+    /// <summary>Per rank of the CPU engine's C x D ranks: device peak, bytes sent and the communication's part of the step.</summary>
+    private static Table RanksTable(IReadOnlyList<StrategyPlan> plans, PlanRequest r)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title(string.Create(Inv,
+            $"per rank: {r.Cp ?? 1} context-parallel x {r.Dp ?? 1} data-parallel ranks on this machine, {r.EngineThreads} thread(s) each, {r.Batch / (r.Dp ?? 1)} x {r.Seq / (r.Cp ?? 1)} tokens per rank"));
+        foreach (var c in new[] { "strategy", "device peak", "ring bytes / step", "all-reduce bytes / step", "sent / step", "step (s)", "communication exposed (s)" }) t.AddColumn(c);
+        foreach (var p in plans.Where(p => p.Time is not null))
+        {
+            var time = p.Time!;
+            t.AddRow(
+                StrategyPlan.StrategyName(p.Strategy),
+                p.DevicePeakBytes is long pk ? Sizes.FormatBytes(pk) : "-",
+                time.LayerCommunicationBytes.ToString("N0", Inv),
+                time.DataParallelBytes.ToString("N0", Inv),
+                Sizes.FormatBytes(time.CommunicatedBytes),
+                time.Step.ToString("0.000", Inv),
+                (time.LayerCommunication + time.DataParallel).ToString("0.000", Inv));
+        }
+        t.Caption(string.Create(Inv,
+            $"ring: key/value and dK/dV blocks of ring attention, forward and backward of every layer (what the training log reports as ring_bytes); all-reduce: the gradient sum over the {r.Gpus} ranks; transfers at {r.Device.IntraNodeBandwidth / 1e9:0.#} GB/s rank to rank; exposed: the ring transfers compute does not hide plus the all-reduce"));
+        return t;
     }
 
     private static IReadOnlyList<Strategy> ParseStrategies(IReadOnlyList<string> given)
@@ -518,7 +577,7 @@ public static class PlanCommand
         if (dev.CpuEngine)
         {
             console.WriteLine(string.Create(Inv,
-                $"profile {dev.Name}: Memo's CPU engine; device memory is its arena layout (what memo train measures as device_peak_bytes); GEMM {dev.PeakFp32Flops * dev.GemmEfficiency / 1e9:0.0} GFLOP/s, attention fwd {dev.PeakFp32Flops * dev.AttentionForwardEfficiency / 1e9:0.0} / bwd {dev.PeakFp32Flops * dev.AttentionBackwardEfficiency / 1e9:0.0} GFLOP/s, element-wise {dev.MemoryBandwidth / 1e9:0.0} GB/s, copy {dev.HostLinkBandwidth / 1e9:0.0} GB/s (assumed unless measured){measured}"));
+                $"profile {dev.Name}: Memo's CPU engine; device memory is its arena layout (what memo train measures as device_peak_bytes); GEMM {dev.PeakFp32Flops * dev.GemmEfficiency / 1e9:0.0} GFLOP/s, attention fwd {dev.PeakFp32Flops * dev.AttentionForwardEfficiency / 1e9:0.0} / bwd {dev.PeakFp32Flops * dev.AttentionBackwardEfficiency / 1e9:0.0} GFLOP/s, element-wise {dev.MemoryBandwidth / 1e9:0.0} GB/s, copy {dev.HostLinkBandwidth / 1e9:0.0} GB/s{(r.Gpus > 1 ? $", rank to rank {dev.IntraNodeBandwidth / 1e9:0.0} GB/s" : "")} (assumed unless measured){measured}"));
             return;
         }
         string shared = dev.GpusPerHostLink > 1

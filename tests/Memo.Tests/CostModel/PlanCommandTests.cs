@@ -14,7 +14,8 @@ public sealed class PlanCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Invoke(params string[] args)
+    /// <summary>Runs <c>memo plan</c> with <paramref name="args"/> through the command line parser; exceptions propagate.</summary>
+    internal static (int Code, string Out, string Err) Invoke(params string[] args)
     {
         var root = new RootCommand("memo") { PlanCommand.Create() };
         var output = new StringWriter();
@@ -233,7 +234,7 @@ public sealed class PlanCommandTests : IDisposable
     [InlineData("does not exist", "--model", "paper-7b", "--seq", "1M", "--device-profile", "/nonexistent/p.json")]
     [InlineData("give one of them", "--model", "paper-7b", "--max-seq", "--sweep-seq", "32K..1M")]
     [InlineData("applies to --gpu cpu only", "--model", "paper-7b", "--seq", "1M", "--threads", "2")]
-    [InlineData("one device without tensor", "--model", "llama-small", "--seq", "4K", "--gpu", "cpu", "--gpus", "2")]
+    [InlineData("--gpus 2 must be the number of ranks", "--model", "llama-small", "--seq", "4K", "--gpu", "cpu", "--gpus", "2")]
     [InlineData("unknown feature 'ulysses'", "--model", "paper-7b", "--seq", "1M", "--without", "ulysses")]
     [InlineData("use chunked or whole", "--model", "paper-7b", "--seq", "1M", "--lm-head", "split")]
     [InlineData("does not divide the model's 12 layers", "--model", "gpt2", "--seq", "1K", "--gpus", "8", "--pp", "8")]

@@ -173,9 +173,9 @@ public class RuntimeConsistencyTests
     }
 
     [Theory]
-    [InlineData(2, null, "one device")]
-    [InlineData(1, 2, "one device")]
-    public void The_cpu_engine_is_one_device(int gpus, int? tp, string expected)
+    [InlineData(2, null, "must be the number of ranks, --cp x --dp = 1")]
+    [InlineData(1, 2, "no tensor or pipeline parallelism")]
+    public void The_cpu_engine_runs_one_process_per_rank_without_tensor_parallelism(int gpus, int? tp, string expected)
     {
         var r = new PlanRequest { Model = Presets.Resolve("llama-small"), Seq = 1024, Gpus = gpus, Tp = tp, Device = DeviceProfile.Cpu(), Engine = CpuEngineModel.Instance };
         var e = Assert.Throws<MemoException>(() => StrategySearch.Validate(r));

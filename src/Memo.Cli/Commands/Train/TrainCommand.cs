@@ -439,10 +439,11 @@ internal static class TrainCommand
         Console.WriteLine($"model   {cfg}");
         if (cp > 1)
         {
-            var ringShape = new Memo.Distributed.RingShape(s.Batch, seq / 2, cfg.NumHeads, cfg.NumKvHeads, cfg.HeadDim, 1);
-            long ringBytes = cfg.NumLayers * Memo.Distributed.RingAttention.BytesPerLayer(ringShape, cp);
+            // What memo plan --gpu cpu --cp C predicts (full recomputation runs each layer's ring forward again).
+            long block = Memo.CostModel.Cpu.CpuRuntime.RingBlockBytes(cfg, s.Batch, s.Seq, cp);
+            long ringBytes = Memo.CostModel.Cpu.CpuRuntime.RingBytes(cfg, s.Batch, s.Seq, Memo.CostModel.Cpu.CpuRuntime.PolicyOf(a.Memory.Policy, cfg.NumLayers), cp);
             Console.WriteLine($"per rank: {cp} context-parallel ranks, {s.Batch} x {seq} of the {s.Batch} x {s.Seq} tokens each; ring key/value and dK/dV blocks in the attention workspace");
-            Console.WriteLine($"ring    each rank sends {ringBytes} bytes per micro-batch ({Sizes.FormatBytes(ringBytes)}: {3 * cp - 2} key/value blocks of {Sizes.FormatBytes(ringShape.KvFloats * 4)} per layer)");
+            Console.WriteLine($"ring    each rank sends {ringBytes} bytes per micro-batch ({Sizes.FormatBytes(ringBytes)}: {ringBytes / (block * cfg.NumLayers)} key/value blocks of {Sizes.FormatBytes(block)} per layer)");
         }
         Console.WriteLine(MemoryReport.Describe(layout, capacity, hostBytes, alphaShown));
         if (a.Memory.HostStore.OnDisk && hostBytes > 0)
