@@ -63,7 +63,7 @@ internal sealed class ParallelRun : IDisposable
         ArgumentNullException.ThrowIfNull(cfg);
         if (inner is not CpuBackend cpu)
             throw new MemoException($"--cp runs on the cpu backend only (got --backend {inner.Name})");
-        return new ContextParallelBackend(cpu, ring, batch, seq / ring.Size, cfg.NumHeads, cfg.NumKvHeads, cfg.HeadDim, rope: cfg.Family == ModelFamily.Llama);
+        return new ContextParallelBackend(cpu, ring, cfg, batch, seq / ring.Size);
     }
 
     private static void Mute()

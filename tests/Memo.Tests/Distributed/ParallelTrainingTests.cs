@@ -69,6 +69,38 @@ public sealed class ParallelTrainingTests
     }
 
     [MpiFact]
+    public void Cp2_with_dynamic_rope_scaling_uses_the_global_length_and_matches_one_process()
+    {
+        // Dynamic NTK scaling raises theta once the sequence passes original_max_position_embeddings
+        // (32 here): at T = 64 it is active, while each rank's T/C = 32 rows alone would leave it off.
+        string dir = MemoProcess.TempDir();
+        File.WriteAllText(Path.Combine(dir, "text.txt"), Text);
+        string[] make = ["train", "--model", "llama-tiny", "--steps", "0", "--seq", "64"];
+        var init = MemoProcess.Run(dir, [.. make, "--rope-scaling", "dynamic:factor=4,original_max_position_embeddings=32", "--save", "dyn"]);
+        Assert.True(init.Exit == 0, init.Stderr);
+        var plain = MemoProcess.Run(dir, [.. make, "--save", "plain"]);
+        Assert.True(plain.Exit == 0, plain.Stderr);
+        string[] eval = ["eval", "--data", "text.txt", "--seq", "64", "--batch", "2", "--json"];
+        var one = MemoProcess.Run(dir, [.. eval, "--checkpoint", "dyn", "--grads", "one.safetensors"]);
+        Assert.True(one.Exit == 0, one.Stderr);
+        var unscaled = MemoProcess.Run(dir, [.. eval, "--checkpoint", "plain"]);
+        Assert.True(unscaled.Exit == 0, unscaled.Stderr);
+        // Same weights (same seed), so the loss differs only by the scaling: it must be active at this length.
+        Assert.True(Rel(Loss(unscaled.Stdout), Loss(one.Stdout)) > 1e-4, $"dynamic scaling changed nothing: {Loss(one.Stdout)} vs {Loss(unscaled.Stdout)}");
+        var two = Mpi2(dir, [.. eval, "--checkpoint", "dyn", "--cp", "2", "--grads", "two.safetensors"]);
+        Assert.True(two.Exit == 0, two.Stdout + two.Stderr);
+        Assert.True(Rel(Loss(two.Stdout), Loss(one.Stdout)) < Tolerance, $"loss {Loss(two.Stdout)} vs {Loss(one.Stdout)}");
+        var a = SafeTensorsF32.Read(Path.Combine(dir, "one.safetensors"));
+        var b = SafeTensorsF32.Read(Path.Combine(dir, "two.safetensors"));
+        foreach (var (name, x) in a)
+        {
+            double err = SafeTensorsF32.RelErr(b[name], x);
+            Assert.True(err < Tolerance, $"{name}: max |cp2 - one| / max |one| = {err:E2}");
+        }
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [MpiFact]
     public void Cp2_training_losses_match_one_process_and_repeat_bit_identically()
     {
         string dir = MemoProcess.TempDir();
