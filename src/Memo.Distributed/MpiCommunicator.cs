@@ -112,6 +112,11 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         int provided;
         if (flag == 0)
         {
+            // UCX's shared-memory zero-copy transport (cma, process_vm_readv) aborts the whole process when
+            // the peer it reads from has died, before this rank can say anything; without it a dead peer
+            // leaves the transfer pending and the rank stops with its own line (mpiexec's SIGUSR1, or the
+            // timeout). A UCX_TLS the user set wins.
+            Posix.SetDefaultEnvironment("UCX_TLS", "^cma");
             int rc = MpiNative.MPI_Init_thread(null, null, MpiNative.ThreadSerialized, &provided);
             if (rc != MpiNative.Success) throw new CommunicatorException($"MPI_Init_thread failed: {MpiNative.ErrorString(rc)}");
         }

@@ -56,10 +56,16 @@ internal static unsafe partial class MpiNative
     }
 }
 
-/// <summary>The C library's sleep, for waits shorter than the millisecond <see cref="Thread.Sleep(int)"/> offers.</summary>
+/// <summary>The C library's sleep (waits shorter than the millisecond <see cref="Thread.Sleep(int)"/> offers) and environment (which native libraries read; .NET's own copy is not theirs).</summary>
 internal static partial class Posix
 {
     [LibraryImport("libc.so.6", EntryPoint = "usleep")] private static partial int USleep(uint microseconds);
+
+    [LibraryImport("libc.so.6", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
+
+    /// <summary>Sets <paramref name="name"/> in the process environment unless it is set already.</summary>
+    public static void SetDefaultEnvironment(string name, string value) => SetEnv(name, value, 0);
 
     /// <summary>Sleeps at least <paramref name="microseconds"/> (plus the kernel's timer slack, 50 us by default).</summary>
     public static void SleepMicroseconds(int microseconds) => USleep((uint)microseconds);
