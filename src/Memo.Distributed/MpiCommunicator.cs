@@ -25,7 +25,7 @@ namespace Memo.Distributed;
 /// transfer instead of a spinning core. It records when it first saw each request complete
 /// (<see cref="Complete"/>), which is how the ring measures a transfer's real duration. Chosen against
 /// the alternatives (measured on the 2-core machine with 2 ranks x 1 kernel thread, see
-/// benchmarks/amd-epyc-zen5-2core/ring-attention.md): MPICH's own progress thread
+/// benchmarks/amd-epyc-zen5-2core/ring-overlap.md, bench/ring-overlap.sh): MPICH's own progress thread
 /// (MPIR_CVAR_ASYNC_PROGRESS=1) spins a core per rank and slows the compute it should hide behind;
 /// polling between pieces of the attention kernels would tie the kernels to the communicator and give
 /// only as many polls as there are pieces.
