@@ -23,12 +23,14 @@ namespace Memo.Distributed;
 /// <see cref="PollMaxMicroseconds"/>: the few progress calls a rendezvous needs (the receiver's get, the
 /// sender's completion) happen while the caller computes, and the pump costs a handful of wake-ups per
 /// transfer instead of a spinning core. It records when it first saw each request complete
-/// (<see cref="Complete"/>), which is how the ring measures a transfer's real duration. Chosen against
-/// the alternatives (measured on the 2-core machine with 2 ranks x 1 kernel thread, see
-/// benchmarks/amd-epyc-zen5-2core/ring-overlap.md, bench/ring-overlap.sh): MPICH's own progress thread
-/// (MPIR_CVAR_ASYNC_PROGRESS=1) spins a core per rank and slows the compute it should hide behind;
-/// polling between pieces of the attention kernels would tie the kernels to the communicator and give
-/// only as many polls as there are pieces.
+/// (<see cref="Complete"/>), which is how the ring measures a transfer's real duration. Chosen by
+/// measurement on the 2-core machine with 2 ranks x 1 kernel thread (bench/ring-overlap.sh,
+/// benchmarks/amd-epyc-zen5-2core/ring-overlap.md, llama-small attention, machine shared): rank 0's
+/// exposed wait fell from 0.119 to 0.066 s per repetition at T = 8K and from 0.504 to 0.348 s at 16K
+/// (72-77% of the transfer time hidden), step times within the noise (2.47 vs 2.56 s, 9.05 vs 8.77 s); MPICH's own
+/// progress thread (MPIR_CVAR_ASYNC_PROGRESS=1) spins a core per rank and doubled the step time (2.47 to
+/// 5.64 s at 8K). Polling between pieces of the attention kernels was not built: it would tie the
+/// kernels to the communicator and poll only as often as there are pieces (two kv-head groups in llama-small).
 /// </para>
 /// <para>
 /// Every MPI call, from the caller or the pump, holds one process-wide lock, so MPI_THREAD_SERIALIZED
