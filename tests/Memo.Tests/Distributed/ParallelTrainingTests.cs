@@ -211,8 +211,10 @@ public sealed class ParallelTrainingTests
         {
             string log = Path.Combine(dir, "run.jsonl");
             var until = DateTime.UtcNow.AddSeconds(120);
-            while (DateTime.UtcNow < until && !(File.Exists(log) && File.ReadAllText(log).Contains('\n'))) Thread.Sleep(100);
-            Assert.True(File.Exists(log), "training did not start");
+            string ck = Path.Combine(dir, "ck");
+            // Kill once step 2 is logged: its checkpoint or step 1's is in place (each is written whole, then renamed).
+            while (DateTime.UtcNow < until && !(File.Exists(log) && File.ReadAllLines(log).Length >= 2 && Directory.Exists(ck))) Thread.Sleep(100);
+            Assert.True(Directory.Exists(ck), "training did not start");
             int victim = Ranks.Find(job.Id, rank: 1);
             var sw = Stopwatch.StartNew();
             Process.GetProcessById(victim).Kill();
