@@ -47,7 +47,7 @@ static Dictionary<string, string> Options(string[] a)
 
 /// <summary>One measured configuration: median seconds per repetition and what the ring reported.</summary>
 internal sealed record Sample(string Mode, long Seq, int Ranks, int Threads, double Seconds, long BytesSent, long PredictedBytes,
-    double WaitSeconds, double TransferAloneSeconds, long BufferBytes);
+    double WaitSeconds, double TransferAloneSeconds, long BufferBytes, double TransferSeconds = 0, double ExposedSeconds = 0);
 
 internal static unsafe class Measure
 {
@@ -113,6 +113,8 @@ internal static unsafe class Measure
         float* dO = mem + Layers * perLayer, dqkv = dO + local * oStride, work = dqkv + local * qStride;
         var times = new List<double>();
         var waits = new List<double>();
+        var transfers = new List<double>();
+        var exposed = new List<double>();
         long sent = 0;
         for (int rep = 0; rep <= reps; rep++)
         {
@@ -137,6 +139,8 @@ internal static unsafe class Measure
             {
                 times.Add(slowest);
                 waits.Add(ring.Stats.WaitSeconds);
+                transfers.Add(ring.Stats.TransferSeconds);
+                exposed.Add(ring.Stats.ExposedSeconds);
                 sent = world.Counters.SendBytes - before;
             }
         }
@@ -159,7 +163,7 @@ internal static unsafe class Measure
         }
         NativeMemory.AlignedFree(mem);
         return new Sample("ring", seq, world.Size, threads, Median(times), sent, Layers * RingAttention.BytesPerLayer(shape, world.Size),
-            Median(waits), Median(alone), total * sizeof(float));
+            Median(waits), Median(alone), total * sizeof(float), Median(transfers), Median(exposed));
     }
 
     private static float* Alloc(long floats)
@@ -207,10 +211,10 @@ internal static class Driver
         sb.AppendLine();
         sb.AppendLine($"llama-small attention ({Measure.Layers} layers, {Measure.Heads} query heads over {Measure.KvHeads} kv heads, head dim {Measure.HeadDim}, batch 1): forward of every layer then backward of every layer, per repetition; {reps} timed repetition(s) per run after one warm-up, the run's median; {pairs} runs of each, interleaved A B A B; the table gives the median over runs and [min, max].");
         sb.AppendLine($"The machine was shared with other work: load average before `{loadBefore}`, after `{loadAfter}` (/proc/loadavg). MPICH {Mpich()} (ch4:ucx), `mpiexec -n 2`.");
-        sb.AppendLine("Bytes sent: counted by the communicator on rank 0 per repetition; predicted: (3C - 2) key/value blocks of a rank per layer (RingAttention.BytesPerLayer). Exposed: the ring's waits after its compute; alone: the same transfers with no compute; hidden = 1 - exposed/alone (0 when exposed >= alone). Buffers: bytes this process allocated for q/k/v, o, lse of every layer, the backward's dO and dq/dk/dv, and the kernel (and ring) scratch.");
+        sb.AppendLine("Bytes sent: counted by the communicator on rank 0 per repetition; predicted: (3C - 2) key/value blocks of a rank per layer (RingAttention.BytesPerLayer). Exposed wait: the ring's waits after its compute; alone: the same transfers with no compute. Transfer: rank 0's sum over the ring's hops of post to completion (as the communicator's progress thread first saw it); exposed: the part of each hop after the compute it overlapped had ended; hidden = 1 - exposed/transfer. Buffers: bytes this process allocated for q/k/v, o, lse of every layer, the backward's dO and dq/dk/dv, and the kernel (and ring) scratch.");
         sb.AppendLine();
-        sb.AppendLine("| T | single 2 thr (s) | ring 2x1 thr (s) | ring / single | bytes sent | predicted | exposed wait (s) | transfer alone (s) | hidden | buffers single | buffers per rank | per rank / single |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| T | single 2 thr (s) | ring 2x1 thr (s) | ring / single | bytes sent | predicted | exposed wait (s) | transfer alone (s) | transfer (s) | exposed (s) | hidden | buffers single | buffers per rank | per rank / single |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows) sb.AppendLine(r);
         sb.AppendLine();
         sb.AppendLine($"Command: `dotnet artifacts/ring-bench/Memo.Distributed.Bench.dll driver --seqs {o["seqs"]} --pairs {pairs} --reps {reps} --out {outFile}` (bench/ring-attention.sh).");
@@ -224,11 +228,12 @@ internal static class Driver
         var inv = CultureInfo.InvariantCulture;
         double ma = Measure.Median(a.Select(x => x.Seconds).ToList()), mb = Measure.Median(b.Select(x => x.Seconds).ToList());
         double wait = Measure.Median(b.Select(x => x.WaitSeconds).ToList()), alone = Measure.Median(b.Select(x => x.TransferAloneSeconds).ToList());
-        double hidden = alone <= 0 ? double.NaN : Math.Max(0, 1 - wait / alone);
+        double transfer = Measure.Median(b.Select(x => x.TransferSeconds).ToList()), exposed = Measure.Median(b.Select(x => x.ExposedSeconds).ToList());
+        double hidden = transfer <= 0 ? double.NaN : 1 - exposed / transfer;
         var s = b[0];
         string Spread(List<Sample> x) => string.Create(inv, $"[{x.Min(y => y.Seconds):0.000}, {x.Max(y => y.Seconds):0.000}]");
         return string.Create(inv,
-            $"| {seq} | {ma:0.000} {Spread(a)} | {mb:0.000} {Spread(b)} | {mb / ma:0.00} | {s.BytesSent} | {s.PredictedBytes} | {wait:0.000} | {alone:0.000} | {hidden:P0} | {a[0].BufferBytes} | {s.BufferBytes} | {(double)s.BufferBytes / a[0].BufferBytes:0.00} |");
+            $"| {seq} | {ma:0.000} {Spread(a)} | {mb:0.000} {Spread(b)} | {mb / ma:0.00} | {s.BytesSent} | {s.PredictedBytes} | {wait:0.000} | {alone:0.000} | {transfer:0.000} | {exposed:0.000} | {hidden:P0} | {a[0].BufferBytes} | {s.BufferBytes} | {(double)s.BufferBytes / a[0].BufferBytes:0.00} |");
     }
 
     private static Sample Launch(bool mpi, params string[] args)

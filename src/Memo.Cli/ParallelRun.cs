@@ -15,7 +15,11 @@ internal sealed class ParallelRun : IDisposable
     /// <summary>Default seconds a rank waits for a peer before it declares it failed (--comm-timeout).</summary>
     public const double DefaultTimeoutSeconds = 120;
 
+    /// <summary>The signal Hydra's proxy sends the other ranks when one dies, under <c>mpiexec -disable-auto-cleanup</c>.</summary>
+    private const int SigUsr1 = 10;
+
     private static TextWriter? _stderr;
+    private static System.Runtime.InteropServices.PosixSignalRegistration? _peerStopped;
 
     private ParallelRun(ParallelGroups groups) => Groups = groups;
 
@@ -44,7 +48,28 @@ internal sealed class ParallelRun : IDisposable
         var world = MpiCommunicator.World(TimeSpan.FromSeconds(timeoutSeconds));
         var run = new ParallelRun(ParallelGroups.Create(world, cp));
         if (!run.IsRoot) Mute();
+        _peerStopped = System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)SigUsr1, c =>
+        {
+            c.Cancel = true;
+            PeerStopped(world.Rank, world.Size);
+        });
         return run;
+    }
+
+    /// <summary>Where the last checkpoint of this run was written (rank 0, memo train), for the line a stopping rank prints.</summary>
+    public static string? LastCheckpoint { get; set; }
+
+    /// <summary>
+    /// Another rank died and Hydra signalled this one (SIGUSR1: <c>mpiexec -disable-auto-cleanup</c>; without that flag
+    /// Hydra SIGKILLs every rank at once and no rank can print). One line, exit code 3, without waiting for MPI.
+    /// </summary>
+    private static void PeerStopped(int rank, int size)
+    {
+        Unmute();
+        string checkpoint = LastCheckpoint is { } c ? $"the last checkpoint {c} is intact" : "no checkpoint was written by this run";
+        Console.Error.WriteLine($"memo: rank {rank} of {size}: another rank stopped (killed or exited); stopping; {checkpoint}");
+        Console.Error.Flush();
+        Environment.Exit(CommunicatorException.PeerFailedExitCode);
     }
 
     /// <summary>The rank's backend: with C &gt; 1, ring attention and global positions over the CPU backend.</summary>
@@ -63,7 +88,7 @@ internal sealed class ParallelRun : IDisposable
         ArgumentNullException.ThrowIfNull(cfg);
         if (inner is not CpuBackend cpu)
             throw new MemoException($"--cp runs on the cpu backend only (got --backend {inner.Name})");
-        return new ContextParallelBackend(cpu, ring, batch, seq / ring.Size, cfg.NumHeads, cfg.NumKvHeads, cfg.HeadDim, rope: cfg.Family == ModelFamily.Llama);
+        return new ContextParallelBackend(cpu, ring, cfg, batch, seq / ring.Size);
     }
 
     private static void Mute()
@@ -84,6 +109,8 @@ internal sealed class ParallelRun : IDisposable
 
     public void Dispose()
     {
+        _peerStopped?.Dispose();
+        _peerStopped = null;
         Groups.Dispose();
         Groups.World.Dispose();
     }

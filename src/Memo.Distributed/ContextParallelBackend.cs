@@ -15,12 +15,15 @@ namespace Memo.Distributed;
 /// <remarks>
 /// The model's seqLen arguments are local (T/C); the global length is seqLen * C. The RoPE table the
 /// model plans has T/C rows, so this backend keeps its own table of T rows (host-side on the CPU, T*D
-/// floats, counted in <see cref="ExtraBytes"/>).
+/// floats, counted in <see cref="ExtraBytes"/>). Its frequencies are computed again for the global
+/// length: dynamic RoPE scaling (<see cref="RopeFrequencies"/>) depends on the sequence length, and a
+/// rank's T/C rows would give another theta than the single process's T.
 /// </remarks>
 public sealed unsafe class ContextParallelBackend : IBackend
 {
     private readonly CpuBackend _inner;
     private readonly ICommunicator _ring;
+    private readonly ModelConfig _config;
     private readonly int _maxBatch, _heads, _kvHeads, _headDim;
     private readonly long _maxLocal;
     private readonly NativeBuffer? _rope;
@@ -29,22 +32,25 @@ public sealed unsafe class ContextParallelBackend : IBackend
 
     /// <param name="inner">The rank's CPU backend.</param>
     /// <param name="ring">The C ranks that split each sequence, ordered by zig-zag rank.</param>
+    /// <param name="config">The model (heads, head dimension, RoPE and its scaling).</param>
     /// <param name="maxBatch">Batch rows the model is built for.</param>
     /// <param name="maxLocalSeq">Rows per sequence the model is built for, T/C.</param>
-    public ContextParallelBackend(CpuBackend inner, ICommunicator ring, int maxBatch, long maxLocalSeq, int heads, int kvHeads, int headDim, bool rope)
+    public ContextParallelBackend(CpuBackend inner, ICommunicator ring, ModelConfig config, int maxBatch, long maxLocalSeq)
     {
         ArgumentNullException.ThrowIfNull(inner);
         ArgumentNullException.ThrowIfNull(ring);
+        ArgumentNullException.ThrowIfNull(config);
         if (maxLocalSeq % 2 != 0)
             throw new MemoException($"a rank's {maxLocalSeq} rows per sequence do not split into two zig-zag chunks; use a sequence length that is a multiple of {2 * ring.Size}");
         _inner = inner;
         _ring = ring;
+        _config = config;
         _maxBatch = maxBatch;
         _maxLocal = maxLocalSeq;
-        _heads = heads;
-        _kvHeads = kvHeads;
-        _headDim = headDim;
-        if (rope) _rope = new NativeBuffer(checked(2 * maxLocalSeq * ring.Size * (headDim / 2) * sizeof(float)), zero: true);
+        _heads = config.NumHeads;
+        _kvHeads = config.NumKvHeads;
+        _headDim = config.HeadDim;
+        if (config.Family == ModelFamily.Llama) _rope = new NativeBuffer(checked(2 * maxLocalSeq * ring.Size * (_headDim / 2) * sizeof(float)), zero: true);
     }
 
     public string Name => _inner.Name;
@@ -103,7 +109,10 @@ public sealed unsafe class ContextParallelBackend : IBackend
         Ring(shape).Backward(q, shape.QStride, k, v, shape.KvStride, o, shape.OStride, lse, dO, dq, dk, dv, workspace);
     }
 
-    /// <summary>Fills the model's table (its T/C rows) and this backend's table of all T positions.</summary>
+    /// <summary>
+    /// Fills the model's table (its T/C rows, as given) and this backend's table of all T positions, with
+    /// the frequencies of the global length T (they differ from the model's under dynamic scaling).
+    /// </summary>
     public void RopeTable(long maxPos, ReadOnlySpan<double> invFreq, double scale, float* cos, float* sin)
     {
         int headDim = 2 * invFreq.Length;
@@ -113,8 +122,9 @@ public sealed unsafe class ContextParallelBackend : IBackend
         if (rows * (headDim / 2) * 2 * sizeof(float) > _rope.Bytes)
             throw new InvalidOperationException($"RoPE table of {rows} positions exceeds the {_rope.Bytes} bytes reserved");
         _ropeRows = rows;
+        var (globalFreq, globalScale) = RopeFrequencies.Compute(_config, rows);
         float* c = (float*)_rope.Pointer;
-        _inner.RopeTable(rows, invFreq, scale, c, c + rows * (headDim / 2));
+        _inner.RopeTable(rows, globalFreq, globalScale, c, c + rows * (headDim / 2));
     }
 
     public void RopeForward(float* x, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen, float* cos, float* sin) =>

@@ -69,6 +69,12 @@ public unsafe interface ICommunicator : IDisposable
     /// <summary>Blocks until the request completes, at most <see cref="Timeout"/>.</summary>
     void Wait(CommRequest request);
 
+    /// <summary>
+    /// Waits like <see cref="Wait"/> and returns the <see cref="System.Diagnostics.Stopwatch"/> timestamp at
+    /// which the request was first seen complete (by a progress thread, possibly long before this call).
+    /// </summary>
+    long Complete(CommRequest request);
+
     /// <summary>Element-wise reduction over all ranks; <paramref name="send"/> may equal <paramref name="receive"/> (in place).</summary>
     void AllReduce(void* send, void* receive, long count, CommType type, CommOp op, CommStream stream = default);
 

@@ -152,6 +152,13 @@ public sealed unsafe class LocalGroup
             }
         }
 
+        /// <summary>Messages here complete when the receiver takes them, so completion is when the wait ends.</summary>
+        public long Complete(CommRequest request)
+        {
+            Wait(request);
+            return System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+
         public void AllReduce(void* send, void* receive, long count, CommType type, CommOp op, CommStream stream = default)
         {
             Stage(send, count, type);

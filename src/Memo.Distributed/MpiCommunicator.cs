@@ -11,22 +11,57 @@ namespace Memo.Distributed;
 /// returned (MPI_ERRORS_RETURN), not fatal, and reported the same way.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Requests live in one native table allocated at construction (no allocation per operation); a
 /// message longer than <see cref="MaxPart"/> elements is split into several requests.
-/// Calls must come from one thread at a time (MPI_THREAD_SERIALIZED).
+/// </para>
+/// <para>
+/// <b>Progress pump.</b> MPICH moves a large (rendezvous) message only inside MPI calls: a transfer
+/// posted before a long compute would otherwise happen in the Wait after it, fully exposed. While any
+/// request of this communicator is outstanding, a background thread polls them (MPI_Testall) and sleeps
+/// between polls, starting at <see cref="PollMinMicroseconds"/> after a post and doubling to
+/// <see cref="PollMaxMicroseconds"/>: the few progress calls a rendezvous needs (the receiver's get, the
+/// sender's completion) happen while the caller computes, and the pump costs a handful of wake-ups per
+/// transfer instead of a spinning core. It records when it first saw each request complete
+/// (<see cref="Complete"/>), which is how the ring measures a transfer's real duration. Chosen by
+/// measurement on the 2-core machine with 2 ranks x 1 kernel thread (bench/ring-overlap.sh,
+/// benchmarks/amd-epyc-zen5-2core/ring-overlap.md, llama-small attention, machine shared): rank 0's
+/// exposed wait fell from 0.119 to 0.066 s per repetition at T = 8K and from 0.504 to 0.348 s at 16K
+/// (72-77% of the transfer time hidden), step times within the noise (2.47 vs 2.56 s, 9.05 vs 8.77 s); MPICH's own
+/// progress thread (MPIR_CVAR_ASYNC_PROGRESS=1) spins a core per rank and doubled the step time (2.47 to
+/// 5.64 s at 8K). Polling between pieces of the attention kernels was not built: it would tie the
+/// kernels to the communicator and poll only as often as there are pieces (two kv-head groups in llama-small).
+/// </para>
+/// <para>
+/// Every MPI call, from the caller or the pump, holds one process-wide lock, so MPI_THREAD_SERIALIZED
+/// is what MPI must provide (checked at start). Callers still use a communicator from one thread at a time.
+/// </para>
 /// </remarks>
 public sealed unsafe class MpiCommunicator : ICommunicator
 {
     /// <summary>Largest element count of one MPI call (MPI counts are 32-bit).</summary>
     internal const int MaxPart = 1 << 30;
 
+    /// <summary>The pump's first sleep after a post, and its longest (it doubles in between).</summary>
+    public const int PollMinMicroseconds = 50, PollMaxMicroseconds = 800;
+
     private const int TableSize = 256;
+
+    /// <summary>Held by every MPI call of the process (MPI_THREAD_SERIALIZED).</summary>
+    private static readonly Lock MpiLock = new();
 
     private readonly int _comm;
     private readonly bool _isWorld;
     private readonly int* _requests;
     private readonly bool[] _used = new bool[TableSize];
+    // Per first slot of a request: its part count while outstanding (0: none), when it completed (0: not yet), the MPI error seen.
+    private readonly int[] _parts = new int[TableSize];
+    private readonly long[] _doneAt = new long[TableSize];
+    private readonly int[] _error = new int[TableSize];
     private readonly string _name;
+    private readonly ManualResetEventSlim _pending = new(false);
+    private readonly Thread _pump;
+    private volatile bool _kick;
     private bool _disposed;
     private long _sendBytes, _sends, _collectiveBytes, _collectives;
 
@@ -43,6 +78,8 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         Size = s;
         _requests = (int*)NativeMemory.Alloc(TableSize, sizeof(int));
         for (int i = 0; i < TableSize; i++) _requests[i] = MpiNative.RequestNull;
+        _pump = new Thread(Pump) { IsBackground = true, Name = $"mpi progress ({name})" };
+        _pump.Start();
     }
 
     public int Rank { get; }
@@ -74,12 +111,23 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         {
             throw new MemoException($"MPI library {MpiNative.Library} not found: install MPICH (Debian/Ubuntu: apt-get install mpich) and launch with mpiexec -n N");
         }
+        int provided;
         if (flag == 0)
         {
-            int provided;
+            // UCX's shared-memory zero-copy transport (cma, process_vm_readv) aborts the whole process when
+            // the peer it reads from has died, before this rank can say anything; without it a dead peer
+            // leaves the transfer pending and the rank stops with its own line (mpiexec's SIGUSR1, or the
+            // timeout). A UCX_TLS the user set wins.
+            Posix.SetDefaultEnvironment("UCX_TLS", "^cma");
             int rc = MpiNative.MPI_Init_thread(null, null, MpiNative.ThreadSerialized, &provided);
             if (rc != MpiNative.Success) throw new CommunicatorException($"MPI_Init_thread failed: {MpiNative.ErrorString(rc)}");
         }
+        else
+        {
+            MpiNative.MPI_Query_thread(&provided);
+        }
+        if (provided < MpiNative.ThreadSerialized)
+            throw new CommunicatorException($"this MPI library gives thread support level {provided}, and memo's progress thread needs MPI_THREAD_SERIALIZED ({MpiNative.ThreadSerialized}) or more; use an MPI built with thread support (Debian's mpich is)");
         int ec = MpiNative.MPI_Comm_set_errhandler(MpiNative.CommWorld, MpiNative.ErrorsReturn);
         if (ec != MpiNative.Success) throw new CommunicatorException($"MPI_Comm_set_errhandler failed: {MpiNative.ErrorString(ec)}");
         return new MpiCommunicator(MpiNative.CommWorld, true, timeout, "world");
@@ -88,7 +136,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public ICommunicator Split(int color, int key)
     {
         int newComm;
-        Check(MpiNative.MPI_Comm_split(_comm, color, key, &newComm), "MPI_Comm_split");
+        lock (MpiLock) Check(MpiNative.MPI_Comm_split(_comm, color, key, &newComm), "MPI_Comm_split");
         return new MpiCommunicator(newComm, false, Timeout, $"{_name}/{color}");
     }
 
@@ -103,7 +151,6 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         Comm.CheckCount(count, send ? "send" : "receive");
         CheckPeer(peer);
         int parts = Math.Max(1, (int)((count + MaxPart - 1) / MaxPart));
-        int slot = Reserve(parts);
         if (send)
         {
             _sendBytes += count * Comm.ElementSize(type);
@@ -111,30 +158,113 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         }
         int dt = Datatype(type);
         long elem = Comm.ElementSize(type);
-        for (int p = 0; p < parts; p++)
+        lock (MpiLock)
         {
-            long first = (long)p * MaxPart;
-            int n = (int)Math.Min(MaxPart, count - first);
-            byte* b = (byte*)buffer + first * elem;
-            int rc = send
-                ? MpiNative.MPI_Isend(b, n, dt, peer, tag, _comm, &_requests[slot + p])
-                : MpiNative.MPI_Irecv(b, n, dt, peer, tag, _comm, &_requests[slot + p]);
-            Check(rc, send ? $"send to rank {peer}" : $"receive from rank {peer}");
+            int slot = Reserve(parts);
+            for (int p = 0; p < parts; p++)
+            {
+                long first = (long)p * MaxPart;
+                int n = (int)Math.Min(MaxPart, count - first);
+                byte* b = (byte*)buffer + first * elem;
+                int rc = send
+                    ? MpiNative.MPI_Isend(b, n, dt, peer, tag, _comm, &_requests[slot + p])
+                    : MpiNative.MPI_Irecv(b, n, dt, peer, tag, _comm, &_requests[slot + p]);
+                if (rc != MpiNative.Success)
+                {
+                    Release(slot, parts);
+                    Check(rc, send ? $"send to rank {peer}" : $"receive from rank {peer}");
+                }
+            }
+            return Posted(slot, parts);
         }
+    }
+
+    /// <summary>Hands a posted request to the pump, which polls from its shortest sleep again. Called under <see cref="MpiLock"/>.</summary>
+    private CommRequest Posted(int slot, int parts)
+    {
+        _parts[slot] = parts;
+        _doneAt[slot] = 0;
+        _error[slot] = MpiNative.Success;
+        _kick = true;
+        _pending.Set();
         return new CommRequest(slot, parts);
     }
 
-    public bool Test(CommRequest request)
-    {
-        if (request.IsNone) return true;
-        int flag;
-        Check(MpiNative.MPI_Testall(request.Parts, &_requests[request.Slot], &flag, MpiNative.StatusesIgnore), "a send or receive");
-        if (flag == 0) return false;
-        Release(request);
-        return true;
-    }
+    public bool Test(CommRequest request) => Poll(request, "a send or receive") != 0;
 
     public void Wait(CommRequest request) => WaitFor(request, "a send or receive");
+
+    /// <summary>Waits like <see cref="Wait"/>; returns when the pump (or a caller's poll) first saw the request complete.</summary>
+    public long Complete(CommRequest request) => WaitFor(request, "a send or receive");
+
+    /// <summary>
+    /// The Stopwatch timestamp at which the request completed, releasing it, or 0 while it is pending;
+    /// polls MPI unless the pump already saw it complete. Throws the error the pump or this poll got.
+    /// </summary>
+    private long Poll(CommRequest request, string what)
+    {
+        if (request.IsNone) return Stopwatch.GetTimestamp();
+        int slot = request.Slot, error;
+        long doneAt;
+        lock (MpiLock)
+        {
+            if (_doneAt[slot] == 0) TestSlot(slot);
+            doneAt = _doneAt[slot];
+            error = _error[slot];
+            if (doneAt == 0) return 0;
+            Release(slot, request.Parts);
+        }
+        Check(error, what);
+        return doneAt;
+    }
+
+    /// <summary>One MPI_Testall of an outstanding request; records its completion time or error. Called under <see cref="MpiLock"/>.</summary>
+    private void TestSlot(int slot)
+    {
+        int flag;
+        int rc = MpiNative.MPI_Testall(_parts[slot], &_requests[slot], &flag, MpiNative.StatusesIgnore);
+        if (rc != MpiNative.Success) _error[slot] = rc;
+        if (flag != 0 || rc != MpiNative.Success) _doneAt[slot] = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>
+    /// The progress thread: idle while nothing is outstanding; otherwise polls every outstanding request,
+    /// sleeping PollMinMicroseconds after a post, doubling up to PollMaxMicroseconds, never spinning.
+    /// </summary>
+    private void Pump()
+    {
+        while (true)
+        {
+            _pending.Wait();
+            int sleep = PollMinMicroseconds;
+            while (true)
+            {
+                lock (MpiLock)
+                {
+                    if (_disposed) return;
+                    int left = 0;
+                    for (int i = 0; i < TableSize; i++)
+                    {
+                        if (_parts[i] == 0 || _doneAt[i] != 0) continue;
+                        TestSlot(i);
+                        if (_doneAt[i] == 0) left++;
+                    }
+                    if (left == 0)
+                    {
+                        _pending.Reset(); // under the lock: a post after this sets it again
+                        break;
+                    }
+                }
+                if (_kick)
+                {
+                    _kick = false;
+                    sleep = PollMinMicroseconds;
+                }
+                Posix.SleepMicroseconds(sleep);
+                sleep = Math.Min(2 * sleep, PollMaxMicroseconds);
+            }
+        }
+    }
 
     public void AllReduce(void* send, void* receive, long count, CommType type, CommOp op, CommStream stream = default)
     {
@@ -142,16 +272,21 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         Count(count, type);
         if (count == 0) return;
         int parts = (int)((count + MaxPart - 1) / MaxPart);
-        int slot = Reserve(parts);
         long elem = Comm.ElementSize(type);
-        for (int p = 0; p < parts; p++)
+        CommRequest request;
+        lock (MpiLock)
         {
-            long first = (long)p * MaxPart;
-            int n = (int)Math.Min(MaxPart, count - first);
-            void* s = send == receive ? MpiNative.InPlace : (byte*)send + first * elem;
-            Check(MpiNative.MPI_Iallreduce(s, (byte*)receive + first * elem, n, Datatype(type), Op(op), _comm, &_requests[slot + p]), "all-reduce");
+            int slot = Reserve(parts);
+            for (int p = 0; p < parts; p++)
+            {
+                long first = (long)p * MaxPart;
+                int n = (int)Math.Min(MaxPart, count - first);
+                void* s = send == receive ? MpiNative.InPlace : (byte*)send + first * elem;
+                Started(MpiNative.MPI_Iallreduce(s, (byte*)receive + first * elem, n, Datatype(type), Op(op), _comm, &_requests[slot + p]), slot, parts, "all-reduce");
+            }
+            request = Posted(slot, parts);
         }
-        WaitFor(new CommRequest(slot, parts), "all-reduce");
+        WaitFor(request, "all-reduce");
     }
 
     public void AllGather(void* send, void* receive, long countPerRank, CommType type, CommStream stream = default)
@@ -160,11 +295,16 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         Count(countPerRank, type);
         if (countPerRank > MaxPart) throw new MemoException($"all-gather of {countPerRank} elements per rank exceeds the {MaxPart} an MPI call takes");
         if (countPerRank == 0) return;
-        int slot = Reserve(1);
         int dt = Datatype(type);
         void* s = send == (byte*)receive + Rank * countPerRank * Comm.ElementSize(type) ? MpiNative.InPlace : send;
-        Check(MpiNative.MPI_Iallgather(s, (int)countPerRank, dt, receive, (int)countPerRank, dt, _comm, &_requests[slot]), "all-gather");
-        WaitFor(new CommRequest(slot, 1), "all-gather");
+        CommRequest request;
+        lock (MpiLock)
+        {
+            int slot = Reserve(1);
+            Started(MpiNative.MPI_Iallgather(s, (int)countPerRank, dt, receive, (int)countPerRank, dt, _comm, &_requests[slot]), slot, 1, "all-gather");
+            request = Posted(slot, 1);
+        }
+        WaitFor(request, "all-gather");
     }
 
     public void ReduceScatter(void* send, void* receive, long countPerRank, CommType type, CommOp op, CommStream stream = default)
@@ -173,16 +313,34 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         Count(countPerRank * Size, type);
         if (countPerRank > MaxPart) throw new MemoException($"reduce-scatter of {countPerRank} elements per rank exceeds the {MaxPart} an MPI call takes");
         if (countPerRank == 0) return;
-        int slot = Reserve(1);
-        Check(MpiNative.MPI_Ireduce_scatter_block(send, receive, (int)countPerRank, Datatype(type), Op(op), _comm, &_requests[slot]), "reduce-scatter");
-        WaitFor(new CommRequest(slot, 1), "reduce-scatter");
+        CommRequest request;
+        lock (MpiLock)
+        {
+            int slot = Reserve(1);
+            Started(MpiNative.MPI_Ireduce_scatter_block(send, receive, (int)countPerRank, Datatype(type), Op(op), _comm, &_requests[slot]), slot, 1, "reduce-scatter");
+            request = Posted(slot, 1);
+        }
+        WaitFor(request, "reduce-scatter");
     }
 
     public void Barrier()
     {
-        int slot = Reserve(1);
-        Check(MpiNative.MPI_Ibarrier(_comm, &_requests[slot]), "barrier");
-        WaitFor(new CommRequest(slot, 1), "barrier");
+        CommRequest request;
+        lock (MpiLock)
+        {
+            int slot = Reserve(1);
+            Started(MpiNative.MPI_Ibarrier(_comm, &_requests[slot]), slot, 1, "barrier");
+            request = Posted(slot, 1);
+        }
+        WaitFor(request, "barrier");
+    }
+
+    /// <summary>Releases the slots and throws when starting a collective failed. Called under <see cref="MpiLock"/>.</summary>
+    private void Started(int rc, int slot, int parts, string what)
+    {
+        if (rc == MpiNative.Success) return;
+        Release(slot, parts);
+        Check(rc, what);
     }
 
     private void Count(long count, CommType type)
@@ -194,14 +352,15 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     /// <summary>
     /// Polls until the request completes or the deadline passes: spins with yields for the first
     /// millisecond (ring steps are short), then sleeps 1 ms between polls so a waiting rank leaves the
-    /// core to the ranks that compute.
+    /// core to the ranks that compute. Returns when the request was first seen complete.
     /// </summary>
-    private void WaitFor(CommRequest request, string what)
+    private long WaitFor(CommRequest request, string what)
     {
         long start = Stopwatch.GetTimestamp();
         long spinUntil = start + Stopwatch.Frequency / 1000;
         long deadline = start + (long)(Timeout.TotalSeconds * Stopwatch.Frequency);
-        while (!Test(request))
+        long doneAt;
+        while ((doneAt = Poll(request, what)) == 0)
         {
             long now = Stopwatch.GetTimestamp();
             if (now > deadline)
@@ -213,6 +372,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             if (now < spinUntil) Thread.Yield();
             else Thread.Sleep(1);
         }
+        return doneAt;
     }
 
     private int Reserve(int parts)
@@ -232,12 +392,13 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         throw new InvalidOperationException($"more than {TableSize} communication requests in flight; wait for some before starting more");
     }
 
-    private void Release(CommRequest request)
+    private void Release(int slot, int parts)
     {
-        for (int j = 0; j < request.Parts; j++)
+        _parts[slot] = 0;
+        for (int j = 0; j < parts; j++)
         {
-            _used[request.Slot + j] = false;
-            _requests[request.Slot + j] = MpiNative.RequestNull;
+            _used[slot + j] = false;
+            _requests[slot + j] = MpiNative.RequestNull;
         }
     }
 
@@ -272,20 +433,29 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     /// <summary>Frees a sub-group; the world communicator finalizes MPI unless a failure was seen (MPI_Finalize would wait for the dead peer).</summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
+        lock (MpiLock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        _pending.Set();
+        _pump.Join(TimeSpan.FromSeconds(5)); // a background thread: never holds the process up
+        _pending.Dispose();
         NativeMemory.Free(_requests);
         if (Failed) return;
-        if (_isWorld)
+        lock (MpiLock)
         {
-            int finalized;
-            MpiNative.MPI_Finalized(&finalized);
-            if (finalized == 0) MpiNative.MPI_Finalize();
-        }
-        else
-        {
-            int c = _comm;
-            MpiNative.MPI_Comm_free(&c);
+            if (_isWorld)
+            {
+                int finalized;
+                MpiNative.MPI_Finalized(&finalized);
+                if (finalized == 0) MpiNative.MPI_Finalize();
+            }
+            else
+            {
+                int c = _comm;
+                MpiNative.MPI_Comm_free(&c);
+            }
         }
     }
 }

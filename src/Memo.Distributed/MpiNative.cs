@@ -23,6 +23,7 @@ internal static unsafe partial class MpiNative
     public const int OpSum = 0x58000003;
     public const int ErrorsReturn = 0x54000001;
     public const int ThreadSerialized = 2;
+    public const int ThreadMultiple = 3;
     public const int MaxErrorString = 512;
     public static readonly void* StatusesIgnore = (void*)1;
     public static readonly void* InPlace = (void*)-1;
@@ -30,6 +31,7 @@ internal static unsafe partial class MpiNative
     [LibraryImport(Library)] public static partial int MPI_Initialized(int* flag);
     [LibraryImport(Library)] public static partial int MPI_Finalized(int* flag);
     [LibraryImport(Library)] public static partial int MPI_Init_thread(int* argc, byte*** argv, int required, int* provided);
+    [LibraryImport(Library)] public static partial int MPI_Query_thread(int* provided);
     [LibraryImport(Library)] public static partial int MPI_Finalize();
     [LibraryImport(Library)] public static partial int MPI_Comm_rank(int comm, int* rank);
     [LibraryImport(Library)] public static partial int MPI_Comm_size(int comm, int* size);
@@ -52,4 +54,19 @@ internal static unsafe partial class MpiNative
         if (MPI_Error_string(code, text, &length) != Success || length <= 0) return $"MPI error {code}";
         return System.Text.Encoding.ASCII.GetString(text, Math.Min(length, MaxErrorString)).Split('\n')[0].Trim();
     }
+}
+
+/// <summary>The C library's sleep (waits shorter than the millisecond <see cref="Thread.Sleep(int)"/> offers) and environment (which native libraries read; .NET's own copy is not theirs).</summary>
+internal static partial class Posix
+{
+    [LibraryImport("libc.so.6", EntryPoint = "usleep")] private static partial int USleep(uint microseconds);
+
+    [LibraryImport("libc.so.6", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
+
+    /// <summary>Sets <paramref name="name"/> in the process environment unless it is set already.</summary>
+    public static void SetDefaultEnvironment(string name, string value) => SetEnv(name, value, 0);
+
+    /// <summary>Sleeps at least <paramref name="microseconds"/> (plus the kernel's timer slack, 50 us by default).</summary>
+    public static void SleepMicroseconds(int microseconds) => USleep((uint)microseconds);
 }

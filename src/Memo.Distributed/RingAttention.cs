@@ -19,19 +19,40 @@ public readonly record struct RingShape(int Batch, long Chunk, int Heads, int Kv
     public long KvFloats => checked(Rows * KvWidth);
 }
 
-/// <summary>Time and bytes of the ring's communication since the counters were last reset.</summary>
+/// <summary>
+/// Time and bytes of the ring's communication since the counters were last reset. A transfer is one hop
+/// of the ring: the key/value block a step sends and receives, or the dK/dV accumulator it passes on;
+/// the share of communication hidden behind compute is 1 - <see cref="ExposedSeconds"/> / <see cref="TransferSeconds"/>.
+/// </summary>
 public struct RingStats
 {
     /// <summary>Bytes this rank sent.</summary>
     public long BytesSent;
 
-    /// <summary>Seconds spent waiting for transfers after the compute they overlap had finished (not hidden).</summary>
+    /// <summary>Seconds the rank's calls spent waiting for transfers after the compute they overlap had finished.</summary>
     public double WaitSeconds;
 
     /// <summary>Seconds of attention compute inside the ring.</summary>
     public double ComputeSeconds;
 
+    /// <summary>Sum over transfers of post to completion (as the communicator first saw it complete).</summary>
+    public double TransferSeconds;
+
+    /// <summary>Sum over transfers of the part after the compute they overlap had ended: completion minus compute end, or 0.</summary>
+    public double ExposedSeconds;
+
+    /// <summary>Transfers counted in <see cref="TransferSeconds"/>.</summary>
+    public int Transfers;
+
     public int Steps;
+
+    /// <summary>Counts one transfer posted at <paramref name="posted"/>, completed at <paramref name="done"/>, that overlapped compute until <paramref name="computeEnd"/> (Stopwatch timestamps).</summary>
+    internal void Transfer(long posted, long done, long computeEnd)
+    {
+        TransferSeconds += Math.Max(0, done - posted) / (double)Stopwatch.Frequency;
+        ExposedSeconds += Math.Max(0, done - Math.Max(posted, computeEnd)) / (double)Stopwatch.Frequency;
+        Transfers++;
+    }
 }
 
 /// <summary>
@@ -51,10 +72,18 @@ public struct RingStats
 /// ones sent to rank r+1 (nonblocking); partial outputs merge by log-sum-exp (<see cref="Attention.ForwardPast"/>
 /// continues from the stored o, lse). Backward: the key/value blocks travel the same way, each with a
 /// dK/dV accumulator that collects the contributions of every rank's queries and returns to its owner
-/// after C hops. Sum orders are fixed by the ring, so the same layout gives the same bits.
+/// after C hops. So that the accumulator's hop overlaps compute too, a step writes its contribution to
+/// a local block while the accumulator of the same keys is still on its way, and adds it on arrival:
+/// <code>
+///   step i:  [kv(i+1) in flight; acc(src) in flight from r-1]  compute L = dK/dV of kv(i)  -> wait acc, acc += L, send acc to r+1
+/// </code>
+/// (step 0 writes the rank's own accumulator directly). Only the last hop, which brings each rank its own
+/// accumulator after every rank's last step, has no compute left to hide behind. Sum orders are fixed
+/// by the ring, so the same layout gives the same bits.
 ///
-/// Scratch (<see cref="WorkspaceFloats"/>): two packed key/value blocks (current, next), two dK/dV blocks,
-/// then the attention kernels' workspace; the caller takes it from its planned arena.
+/// Scratch (<see cref="WorkspaceFloats"/>): two packed key/value blocks (current, next), two dK/dV
+/// accumulators (the one sent, the one received), the local dK/dV contribution, then the attention
+/// kernels' workspace; the caller takes it from its planned arena.
 /// </remarks>
 public sealed unsafe class RingAttention
 {
@@ -83,9 +112,12 @@ public sealed unsafe class RingAttention
 
     public void ResetStats() => _stats = default;
 
-    /// <summary>Floats of scratch for a rank with <paramref name="threads"/> kernel threads: 4 packed blocks plus the attention workspace.</summary>
+    /// <summary>Packed key/value blocks of the scratch: current and next, two accumulators, the local contribution.</summary>
+    private const int Blocks = 5;
+
+    /// <summary>Floats of scratch for a rank with <paramref name="threads"/> kernel threads: 5 packed blocks plus the attention workspace.</summary>
     public static long WorkspaceFloats(in RingShape s, int threads) =>
-        checked(4 * s.KvFloats + Attention.WorkspaceFloats(threads, s.HeadDim));
+        checked(Blocks * s.KvFloats + Attention.WorkspaceFloats(threads, s.HeadDim));
 
     /// <summary>Bytes one rank sends per forward and backward of one layer: (C-1) key/value blocks forward, (C-1) backward, C dK/dV blocks.</summary>
     public static long BytesPerLayer(in RingShape s, int ranks) =>
@@ -104,12 +136,13 @@ public sealed unsafe class RingAttention
         var s = Shape;
         if (s.Rows == 0) return;
         int C = _ring.Size, r = _ring.Rank;
-        float* cur = workspace, next = workspace + s.KvFloats, attnWork = workspace + 4 * s.KvFloats;
+        float* cur = workspace, next = workspace + s.KvFloats, attnWork = workspace + Blocks * s.KvFloats;
         Pack(k, v, kvStride, cur);
         for (int i = 0; i < C; i++)
         {
             int src = (r - i + C) % C;
             CommRequest recv = default, send = default;
+            long posted = Stopwatch.GetTimestamp();
             if (i < C - 1)
             {
                 recv = _ring.Receive(next, s.KvFloats, CommType.Float32, (r - 1 + C) % C, TagForward);
@@ -121,8 +154,7 @@ public sealed unsafe class RingAttention
             long t1 = Stopwatch.GetTimestamp();
             if (i < C - 1)
             {
-                _ring.Wait(recv);
-                _ring.Wait(send);
+                _stats.Transfer(posted, Math.Max(_ring.Complete(recv), _ring.Complete(send)), t1);
                 float* swap = cur;
                 cur = next;
                 next = swap;
@@ -143,38 +175,52 @@ public sealed unsafe class RingAttention
         var s = Shape;
         if (s.Rows == 0) return;
         int C = _ring.Size, r = _ring.Rank, prev = (r - 1 + C) % C, nextRank = (r + 1) % C;
-        float* cur = workspace, next = cur + s.KvFloats, dCur = next + s.KvFloats, dNext = dCur + s.KvFloats;
-        float* attnWork = workspace + 4 * s.KvFloats;
+        float* cur = workspace, next = cur + s.KvFloats, dOut = next + s.KvFloats, dIn = dOut + s.KvFloats, dLocal = dIn + s.KvFloats;
+        float* attnWork = workspace + Blocks * s.KvFloats;
+        CommRequest dSend = default, dRecv = default;
+        long dPosted = 0;
         Pack(k, v, kvStride, cur);
         for (int i = 0; i < C; i++)
         {
             int src = (r - i + C) % C;
-            CommRequest recv = default, send = default, dRecv = default;
+            CommRequest recv = default, send = default;
+            long posted = Stopwatch.GetTimestamp();
             if (i < C - 1)
             {
                 recv = _ring.Receive(next, s.KvFloats, CommType.Float32, prev, TagBackwardKv);
                 send = _ring.Send(cur, s.KvFloats, CommType.Float32, nextRank, TagBackwardKv);
                 _stats.BytesSent += s.KvFloats * sizeof(float);
             }
-            if (C > 1) dRecv = _ring.Receive(dNext, s.KvFloats, CommType.Float32, prev, TagBackwardGrad);
             long t0 = Stopwatch.GetTimestamp();
-            for (int b = 0; b < s.Batch; b++) BackwardStep(i, src, r, b, q, qStride, cur, o, oStride, lse, dO, dq, dCur, attnWork);
+            // Step 0 starts the rank's own accumulator; later steps write a local contribution while the
+            // accumulator of the same keys is still arriving from rank r-1.
+            float* dTarget = i == 0 ? dOut : dLocal;
+            if (i > 0) Clear(dLocal, s.KvFloats);
+            for (int b = 0; b < s.Batch; b++) BackwardStep(i, src, r, b, q, qStride, cur, o, oStride, lse, dO, dq, dTarget, attnWork);
             long t1 = Stopwatch.GetTimestamp();
+            if (i > 0)
+            {
+                // The accumulator of src's keys has arrived (dIn) and the previous one has left (dOut): add, pass on.
+                _stats.Transfer(dPosted, Math.Max(_ring.Complete(dRecv), _ring.Complete(dSend)), t1);
+                long a0 = Stopwatch.GetTimestamp();
+                Accumulate(dIn, dLocal, s.KvFloats);
+                t1 += Stopwatch.GetTimestamp() - a0;
+                float* dSwap = dOut;
+                dOut = dIn;
+                dIn = dSwap;
+            }
             if (C > 1)
             {
-                // The accumulator goes on to the next rank (after C hops, back to its owner).
-                var dSend = _ring.Send(dCur, s.KvFloats, CommType.Float32, nextRank, TagBackwardGrad);
+                // dOut goes on to the next rank (after C hops, back to its owner); dIn receives the accumulator
+                // of the next step's keys (after the last step: this rank's own, complete).
+                dPosted = Stopwatch.GetTimestamp();
+                dSend = _ring.Send(dOut, s.KvFloats, CommType.Float32, nextRank, TagBackwardGrad);
+                dRecv = _ring.Receive(dIn, s.KvFloats, CommType.Float32, prev, TagBackwardGrad);
                 _stats.BytesSent += s.KvFloats * sizeof(float);
-                _ring.Wait(dRecv);
-                _ring.Wait(dSend);
-                float* dSwap = dCur;
-                dCur = dNext;
-                dNext = dSwap;
             }
             if (i < C - 1)
             {
-                _ring.Wait(recv);
-                _ring.Wait(send);
+                _stats.Transfer(posted, Math.Max(_ring.Complete(recv), _ring.Complete(send)), t1);
                 float* swap = cur;
                 cur = next;
                 next = swap;
@@ -183,7 +229,32 @@ public sealed unsafe class RingAttention
             _stats.WaitSeconds += Stopwatch.GetElapsedTime(t1).TotalSeconds;
             _stats.Steps++;
         }
-        Unpack(dCur, dk, dv, kvStride);
+        if (C > 1)
+        {
+            // The last hop: nothing is left to compute while the rank's own accumulator comes back.
+            long t = Stopwatch.GetTimestamp();
+            _stats.Transfer(dPosted, Math.Max(_ring.Complete(dRecv), _ring.Complete(dSend)), dPosted);
+            _stats.WaitSeconds += Stopwatch.GetElapsedTime(t).TotalSeconds;
+            Unpack(dIn, dk, dv, kvStride);
+        }
+        else
+        {
+            Unpack(dOut, dk, dv, kvStride);
+        }
+    }
+
+    private static void Clear(float* x, long n) => NativeMemory.Clear(x, (nuint)(n * sizeof(float)));
+
+    /// <summary>acc += add, element by element (in chunks: spans are int-indexed).</summary>
+    private static void Accumulate(float* acc, float* add, long n)
+    {
+        const int Part = 1 << 28;
+        for (long first = 0; first < n; first += Part)
+        {
+            int m = (int)Math.Min(Part, n - first);
+            var a = new Span<float>(acc + first, m);
+            System.Numerics.Tensors.TensorPrimitives.Add(a, new ReadOnlySpan<float>(add + first, m), a);
+        }
     }
 
     private void ForwardStep(int step, int src, int r, int b, float* q, long qStride, float* kv, float* o, long oStride, float* lse, float* work)

@@ -95,10 +95,15 @@ internal static class TrainLog
         if (m.AnswersTotal > 0) o["accuracy"] = m.Accuracy;
         if (ring is { } r)
         {
-            // Rank 0's ring attention in this step: bytes it sent, attention compute, and waits not hidden behind it.
+            // Rank 0's ring attention in this step: bytes it sent, attention compute, waits after it, the
+            // transfers' post-to-completion time and the part of it after the overlapped compute had ended
+            // (share hidden = 1 - ring_exposed_ms / ring_transfer_ms).
             o["ring_bytes"] = r.BytesSent;
             o["ring_compute_ms"] = Math.Round(r.ComputeSeconds * 1000, 3);
             o["ring_wait_ms"] = Math.Round(r.WaitSeconds * 1000, 3);
+            o["ring_transfer_ms"] = Math.Round(r.TransferSeconds * 1000, 3);
+            o["ring_exposed_ms"] = Math.Round(r.ExposedSeconds * 1000, 3);
+            o["ring_transfers"] = r.Transfers;
         }
         return o.ToJsonString();
     }

@@ -56,6 +56,7 @@ internal sealed class TrainLoop(Trainer trainer, TrainCommand.RunSetup setup, st
         var state = new TrainerState(t.Step, t.Optimizer.StepCount, t.Data.Position, setup.DataSpec, setup.Seed, t.Batch, t.Seq, t.GradAccum, setup.TotalSteps, t.Hyper);
         Checkpoint.Save(dir, t.Model, t.Optimizer, state, tokenizer);
         if (checkpointDir != null && TrainCommand.SameDir(dir, checkpointDir)) _lastCheckpoint = t.Step;
+        ParallelRun.LastCheckpoint = $"{dir} (step {t.Step})";
     }
 
     private static string Describe(StepMetrics m, long total) => string.Create(CultureInfo.InvariantCulture,
