@@ -130,15 +130,16 @@ public static class CpuTimeModel
     /// Seconds of one layer's ring transfers that its attention compute does not hide, forward and backward, on a ring
     /// of <paramref name="cp"/> ranks. Each of the C ring steps computes the same share of the rank's attention; forward,
     /// the next key/value block arrives while a step computes (C-1 transfers, exposed where longer than the step);
-    /// backward, the key/value block travels the same way and the dK/dV accumulator goes on after each of the C steps'
-    /// compute, so its transfer is not overlapped.
+    /// backward, the key/value block travels the same way and, from the second step on, the dK/dV accumulator of the
+    /// same keys arrives while the step computes its contribution into a local block (two blocks in flight per step);
+    /// the last hop, which returns each rank its own accumulator, has nothing left to overlap.
     /// </summary>
     private static (double Forward, double Backward) RingExposed(in Costs c, int cp, DeviceProfile dev)
     {
         if (cp <= 1) return (0, 0);
         double block = c.RingBlockBytes / dev.IntraNodeBandwidth;
         double fwdStep = c.AttentionForward / cp, bwdStep = c.AttentionBackward / cp;
-        return ((cp - 1) * Math.Max(0, block - fwdStep), (cp - 1) * Math.Max(0, block - bwdStep) + cp * block);
+        return ((cp - 1) * Math.Max(0, block - fwdStep), (cp - 1) * Math.Max(0, 2 * block - bwdStep) + block);
     }
 
     /// <summary>

@@ -35,11 +35,11 @@ public sealed class ContextParallelPlanTests
         var ring = LocalGroup.Create(cp, TimeSpan.FromSeconds(1));
         try
         {
-            using var backend = new ContextParallelBackend(cpu, ring[0], batch, seq / cp, cfg.NumHeads, cfg.NumKvHeads, cfg.HeadDim, rope: cfg.Family == ModelFamily.Llama);
+            using var backend = new ContextParallelBackend(cpu, ring[0], cfg, batch, seq / cp);
             var layout = MemoryLayout.Build(cfg, batch, seq / cp, policy, backend, cached: false);
             var planned = CpuRuntime.Memory(cfg, batch, seq, CpuRuntime.PolicyOf(policy, cfg.NumLayers), threads, cp);
             Assert.Equal(layout.TotalBytes, planned.Peak);
-            // The ring's four key/value and dK/dV blocks are in the workspace: a rank plans more than one process of T/C tokens.
+            // The ring's key/value and dK/dV blocks are in the workspace: a rank plans more than one process of T/C tokens.
             long oneProcess = MemoryLayout.Build(cfg, batch, seq / cp, policy, threads).TotalBytes;
             Assert.True(oneProcess < planned.Peak, $"{oneProcess} vs {planned.Peak}");
         }
