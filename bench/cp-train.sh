@@ -57,7 +57,7 @@ lines = ["# Context-parallel training: one process (2 threads) vs 2 MPI ranks (-
  f"step 1 (JIT warm-up) dropped, each run's figure is the median of steps 2-3; {pairs} run(s) of each, interleaved A B A B; "
  "table: median over runs [min, max]. Device figures are rank 0's (`device_peak_bytes` of the log, measured by the arena). "
  "Activation bytes of one process = its planned device peak minus parameters, gradients and optimizer state (`memo train --dry-run`). "
- "Ring bytes: measured by the ring on rank 0 per step (`ring_bytes`); predicted: `memo train --dry-run --cp 2` (layers x (3C-2) key/value blocks). "
+ "Ring bytes: measured by the ring on rank 0 per step (`ring_bytes`). "
  "Exposed: rank 0's waits for the ring after its attention compute (`ring_exposed_ms`; includes waiting for the slower rank); "
  "transfer: the summed time from posting each ring transfer to its completion (`ring_transfer_ms`); hidden = 1 - exposed / transfer. "
  "Planned: `memo plan --gpu cpu --model llama-small --seq T [--cp 2 --threads 1 | --threads 2] --strategy keep --json` (assumed rates, not `--measure`).", "",

@@ -121,6 +121,12 @@ internal static class OptionTable
         return o;
     }
 
+    public static Option<int> Ranks() =>
+        Int("-n", "launch: processes (ranks) to start with mpiexec, N = C x D for --cp C", 2);
+
+    public static Option<string> Mpiexec() =>
+        Text("--mpiexec", "launch: the MPI launcher to run (default: mpiexec on PATH)");
+
     // --- constructors -----------------------------------------------------------------------------------
 
     public static Option<string> Text(string name, string description, string? defaultValue = null)

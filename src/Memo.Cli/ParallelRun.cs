@@ -44,6 +44,7 @@ internal sealed class ParallelRun : IDisposable
             return null;
         }
         ParallelGroups.Check(ranks, cp);
+        Commands.LaunchCommand.Record($"rank-{Commands.LaunchCommand.RankNumber}.pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (ranks == 1) return null;
         var world = MpiCommunicator.World(TimeSpan.FromSeconds(timeoutSeconds));
         var run = new ParallelRun(ParallelGroups.Create(world, cp));
@@ -57,7 +58,17 @@ internal sealed class ParallelRun : IDisposable
     }
 
     /// <summary>Where the last checkpoint of this run was written (rank 0, memo train), for the line a stopping rank prints.</summary>
-    public static string? LastCheckpoint { get; set; }
+    public static string? LastCheckpoint
+    {
+        get => _lastCheckpoint;
+        set
+        {
+            _lastCheckpoint = value;
+            if (value != null && Commands.LaunchCommand.RankNumber == 0) Commands.LaunchCommand.Record("checkpoint", value);
+        }
+    }
+
+    private static string? _lastCheckpoint;
 
     /// <summary>
     /// Another rank died and Hydra signalled this one (SIGUSR1: <c>mpiexec -disable-auto-cleanup</c>; without that flag
@@ -69,6 +80,7 @@ internal sealed class ParallelRun : IDisposable
         string checkpoint = LastCheckpoint is { } c ? $"the last checkpoint {c} is intact" : "no checkpoint was written by this run";
         Console.Error.WriteLine($"memo: rank {rank} of {size}: another rank stopped (killed or exited); stopping; {checkpoint}");
         Console.Error.Flush();
+        Commands.LaunchCommand.Record($"rank-{rank}.exit", CommunicatorException.PeerFailedExitCode.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Environment.Exit(CommunicatorException.PeerFailedExitCode);
     }
 

@@ -12,7 +12,9 @@ public static class Program
     {
         var root = new RootCommand("Memo: train transformer language models on very long sequences when accelerator memory is the limit.");
         foreach (var command in Commands()) root.Subcommands.Add(command);
-        return Run(root, args);
+        int code = Run(root, args);
+        Memo.Cli.Commands.LaunchCommand.Record($"rank-{Memo.Cli.Commands.LaunchCommand.RankNumber}.exit", code.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return code;
     }
 
     internal static IEnumerable<Command> Commands() =>
@@ -25,6 +27,7 @@ public static class Program
         Memo.Cli.Commands.FragmentationCommand.Create(),
         Memo.Cli.Commands.TraceCommand.Create(),
         Memo.Cli.Commands.TokenizeCommand.Create(),
+        Memo.Cli.Commands.LaunchCommand.Create(),
     ];
 
     /// <summary>Parses and invokes, mapping parse errors and <see cref="MemoException"/> to one stderr line and exit code 2.</summary>
