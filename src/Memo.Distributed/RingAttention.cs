@@ -73,17 +73,20 @@ public struct RingStats
 /// continues from the stored o, lse). Backward: the key/value blocks travel the same way, each with a
 /// dK/dV accumulator that collects the contributions of every rank's queries and returns to its owner
 /// after C hops. So that the accumulator's hop overlaps compute too, a step writes its contribution to
-/// a local block while the accumulator of the same keys is still on its way, and adds it on arrival:
+/// the first key chunk (every pair of the step but Qb.K(2C-1-src)) to a local half block while the
+/// accumulator of the same keys is still on its way, and adds it on arrival:
 /// <code>
-///   step i:  [kv(i+1) in flight; acc(src) in flight from r-1]  compute L = dK/dV of kv(i)  -> wait acc, acc += L, send acc to r+1
+///   step i:  [kv(i+1) in flight; acc(src) in flight from r-1]  compute L = dK/dV of chunk src  -> wait acc, acc += L,
+///            (src &gt; r) acc += dK/dV of Qb.K(2C-1-src), send acc to r+1
 /// </code>
 /// (step 0 writes the rank's own accumulator directly). Only the last hop, which brings each rank its own
 /// accumulator after every rank's last step, has no compute left to hide behind. Sum orders are fixed
 /// by the ring, so the same layout gives the same bits.
 ///
 /// Scratch (<see cref="WorkspaceFloats"/>): two packed key/value blocks (current, next), two dK/dV
-/// accumulators (the one sent, the one received), the local dK/dV contribution, then the attention
-/// kernels' workspace; the caller takes it from its planned arena.
+/// accumulators (the one sent, the one received), the local dK/dV contribution to the first key chunk
+/// (half a block: the second chunk's pair, when visible, adds in place once the accumulator is there),
+/// then the attention kernels' workspace; the caller takes it from its planned arena.
 /// </remarks>
 public sealed unsafe class RingAttention
 {
@@ -112,12 +115,15 @@ public sealed unsafe class RingAttention
 
     public void ResetStats() => _stats = default;
 
-    /// <summary>Packed key/value blocks of the scratch: current and next, two accumulators, the local contribution.</summary>
-    private const int Blocks = 5;
+    /// <summary>Whole packed key/value blocks of the scratch: current and next, two accumulators (then the half-size local contribution).</summary>
+    private const int Blocks = 4;
 
-    /// <summary>Floats of scratch for a rank with <paramref name="threads"/> kernel threads: 5 packed blocks plus the attention workspace.</summary>
+    /// <summary>Floats of the local dK/dV contribution: the first key chunk of every sequence, Batch * Chunk rows (half a block).</summary>
+    private static long LocalFloats(in RingShape s) => checked(s.Batch * s.Chunk * s.KvWidth);
+
+    /// <summary>Floats of scratch for a rank with <paramref name="threads"/> kernel threads: 4 packed blocks, half a block, the attention workspace.</summary>
     public static long WorkspaceFloats(in RingShape s, int threads) =>
-        checked(Blocks * s.KvFloats + Attention.WorkspaceFloats(threads, s.HeadDim));
+        checked(Blocks * s.KvFloats + LocalFloats(s) + Attention.WorkspaceFloats(threads, s.HeadDim));
 
     /// <summary>Bytes one rank sends per forward and backward of one layer: (C-1) key/value blocks forward, (C-1) backward, C dK/dV blocks.</summary>
     public static long BytesPerLayer(in RingShape s, int ranks) =>
@@ -176,7 +182,7 @@ public sealed unsafe class RingAttention
         if (s.Rows == 0) return;
         int C = _ring.Size, r = _ring.Rank, prev = (r - 1 + C) % C, nextRank = (r + 1) % C;
         float* cur = workspace, next = cur + s.KvFloats, dOut = next + s.KvFloats, dIn = dOut + s.KvFloats, dLocal = dIn + s.KvFloats;
-        float* attnWork = workspace + Blocks * s.KvFloats;
+        float* attnWork = dLocal + LocalFloats(s);
         CommRequest dSend = default, dRecv = default;
         long dPosted = 0;
         Pack(k, v, kvStride, cur);
@@ -192,18 +198,28 @@ public sealed unsafe class RingAttention
                 _stats.BytesSent += s.KvFloats * sizeof(float);
             }
             long t0 = Stopwatch.GetTimestamp();
-            // Step 0 starts the rank's own accumulator; later steps write a local contribution while the
-            // accumulator of the same keys is still arriving from rank r-1.
-            float* dTarget = i == 0 ? dOut : dLocal;
-            if (i > 0) Clear(dLocal, s.KvFloats);
-            for (int b = 0; b < s.Batch; b++) BackwardStep(i, src, r, b, q, qStride, cur, o, oStride, lse, dO, dq, dTarget, attnWork);
-            long t1 = Stopwatch.GetTimestamp();
-            if (i > 0)
+            long t1;
+            if (i == 0)
             {
-                // The accumulator of src's keys has arrived (dIn) and the previous one has left (dOut): add, pass on.
+                // Step 0 starts the rank's own accumulator.
+                for (int b = 0; b < s.Batch; b++) BackwardStep(0, src, r, b, q, qStride, cur, o, oStride, lse, dO, dq, dOut, attnWork);
+                t1 = Stopwatch.GetTimestamp();
+            }
+            else
+            {
+                // While the accumulator of src's keys is still arriving from rank r-1, the contributions to their
+                // first chunk go to a local half block; once it has arrived (dIn) and the previous one has left
+                // (dOut), they are added and the second chunk's contribution (src > r only) adds in place.
+                Clear(dLocal, LocalFloats(s));
+                for (int b = 0; b < s.Batch; b++) BackwardFirstChunk(src, r, b, q, qStride, cur, o, oStride, lse, dO, dq, dLocal + b * s.Chunk * s.KvWidth, attnWork);
+                t1 = Stopwatch.GetTimestamp();
                 _stats.Transfer(dPosted, Math.Max(_ring.Complete(dRecv), _ring.Complete(dSend)), t1);
                 long a0 = Stopwatch.GetTimestamp();
-                Accumulate(dIn, dLocal, s.KvFloats);
+                for (int b = 0; b < s.Batch; b++) Accumulate(dIn + b * 2 * s.Chunk * s.KvWidth, dLocal + b * s.Chunk * s.KvWidth, s.Chunk * s.KvWidth);
+                if (src > r)
+                {
+                    for (int b = 0; b < s.Batch; b++) BackwardSecondChunk(b, q, qStride, cur, o, oStride, lse, dO, dq, dIn, attnWork);
+                }
                 t1 += Stopwatch.GetTimestamp() - a0;
                 float* dSwap = dOut;
                 dOut = dIn;
@@ -280,9 +296,11 @@ public sealed unsafe class RingAttention
         if (src > r) Attention.ForwardPast(past, qb, kb, kb + kvOff, ob, lb, merge: true, work, _pool);
     }
 
+    /// <summary>Step 0 of the backward ring: the diagonal blocks overwrite dq and the rank's own dK/dV accumulator; everything after adds.</summary>
     private void BackwardStep(int step, int src, int r, int b, float* q, long qStride, float* kv, float* o, long oStride,
         float* lse, float* dO, float* dq, float* dkv, float* work)
     {
+        System.Diagnostics.Debug.Assert(step == 0 && src == r);
         var s = Shape;
         long c = s.Chunk, row0 = b * 2 * c;
         long kvOff = (long)s.KvHeads * s.HeadDim;
@@ -293,19 +311,41 @@ public sealed unsafe class RingAttention
         float* la = lse + row0 * s.Heads, lb = lse + (row0 + c) * s.Heads;
         float* ka = kv + row0 * s.KvWidth, kb = kv + (row0 + c) * s.KvWidth;
         float* dka = dkv + row0 * s.KvWidth, dkb = dkv + (row0 + c) * s.KvWidth;
+        var diag = new AttentionShape(1, c, s.Heads, s.KvHeads, s.HeadDim, qStride, s.KvWidth, oStride, s.Scale);
+        Attention.Backward(diag, qa, ka, ka + kvOff, oa, la, dOa, dqa, dka, dka + kvOff, work, _pool);
+        Attention.Backward(diag, qb, kb, kb + kvOff, ob, lb, dOb, dqb, dkb, dkb + kvOff, work, _pool);
+        Attention.BackwardPast(Past(qStride, oStride), qb, ka, ka + kvOff, ob, lb, dOb, dqb, dka, dka + kvOff, work, _pool);
+    }
+
+    /// <summary>
+    /// A later step's pairs against the first key chunk of sequence <paramref name="b"/> (chunk src): Qa.Ks when
+    /// src &lt; r, and Qb.Ks; their dK/dV adds into <paramref name="dka"/> (Chunk rows, packed), dq in place.
+    /// </summary>
+    private void BackwardFirstChunk(int src, int r, int b, float* q, long qStride, float* kv, float* o, long oStride,
+        float* lse, float* dO, float* dq, float* dka, float* work)
+    {
+        var s = Shape;
+        long c = s.Chunk, row0 = b * 2 * c;
+        long kvOff = (long)s.KvHeads * s.HeadDim;
+        float* ka = kv + row0 * s.KvWidth;
         var past = Past(qStride, oStride);
-        if (step == 0)
-        {
-            // The diagonal blocks overwrite dq and the rank's own dK/dV accumulator; everything after adds.
-            var diag = new AttentionShape(1, c, s.Heads, s.KvHeads, s.HeadDim, qStride, s.KvWidth, oStride, s.Scale);
-            Attention.Backward(diag, qa, ka, ka + kvOff, oa, la, dOa, dqa, dka, dka + kvOff, work, _pool);
-            Attention.Backward(diag, qb, kb, kb + kvOff, ob, lb, dOb, dqb, dkb, dkb + kvOff, work, _pool);
-            Attention.BackwardPast(past, qb, ka, ka + kvOff, ob, lb, dOb, dqb, dka, dka + kvOff, work, _pool);
-            return;
-        }
-        if (src < r) Attention.BackwardPast(past, qa, ka, ka + kvOff, oa, la, dOa, dqa, dka, dka + kvOff, work, _pool);
-        Attention.BackwardPast(past, qb, ka, ka + kvOff, ob, lb, dOb, dqb, dka, dka + kvOff, work, _pool);
-        if (src > r) Attention.BackwardPast(past, qb, kb, kb + kvOff, ob, lb, dOb, dqb, dkb, dkb + kvOff, work, _pool);
+        if (src < r)
+            Attention.BackwardPast(past, q + row0 * qStride, ka, ka + kvOff, o + row0 * oStride, lse + row0 * s.Heads, dO + row0 * oStride,
+                dq + row0 * qStride, dka, dka + kvOff, work, _pool);
+        long rb = row0 + c;
+        Attention.BackwardPast(past, q + rb * qStride, ka, ka + kvOff, o + rb * oStride, lse + rb * s.Heads, dO + rb * oStride,
+            dq + rb * qStride, dka, dka + kvOff, work, _pool);
+    }
+
+    /// <summary>A later step's pair against the second key chunk (2C-1-src, visible only when src &gt; r): Qb.K(2C-1-src), dK/dV added into the accumulator <paramref name="dkv"/>.</summary>
+    private void BackwardSecondChunk(int b, float* q, long qStride, float* kv, float* o, long oStride, float* lse, float* dO, float* dq, float* dkv, float* work)
+    {
+        var s = Shape;
+        long c = s.Chunk, rb = b * 2 * c + c;
+        long kvOff = (long)s.KvHeads * s.HeadDim;
+        float* kb = kv + rb * s.KvWidth, dkb = dkv + rb * s.KvWidth;
+        Attention.BackwardPast(Past(qStride, oStride), q + rb * qStride, kb, kb + kvOff, o + rb * oStride, lse + rb * s.Heads, dO + rb * oStride,
+            dq + rb * qStride, dkb, dkb + kvOff, work, _pool);
     }
 
     /// <summary>Shape of one chunk-by-chunk past block: c queries against c keys, packed key rows.</summary>
