@@ -37,17 +37,18 @@ for T in $seqs; do
   done
 done
 load_after=$(cat /proc/loadavg)
+sched="$(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup'), process nice $(nice)"
 mkdir -p "benchmarks/$machine"
-python3 - "$work/results.jsonl" "$base" "$pairs" "$reps" "$load_before" "$load_after" "$seqs" > "benchmarks/$machine/ring-overlap.md" <<'PY'
+python3 - "$work/results.jsonl" "$base" "$pairs" "$reps" "$load_before" "$load_after" "$seqs" "$sched" > "benchmarks/$machine/ring-overlap.md" <<'PY'
 import json, statistics, sys
-path, base, pairs, reps, lb, la, seqs = sys.argv[1:]
+path, base, pairs, reps, lb, la, seqs = sys.argv[1:8]
 rows = [json.loads(l) for l in open(path)]
 names = {"A": f"{base} (no progress thread)", "B": "progress thread, UCX_TLS=^cma (default)", "C": "progress thread, UCX_TLS=all (cma)", "D": f"{base} + MPIR_CVAR_ASYNC_PROGRESS=1"}
 def cell(xs, f="{:.3f}"):
     return f"{f.format(statistics.median(xs))} [{f.format(min(xs))}, {f.format(max(xs))}]"
 print("# Ring attention: communication hidden behind compute (2 MPI ranks x 1 thread)\n")
 print(f"llama-small attention (4 layers, 4 query heads over 2 kv heads, head dim 32, batch 1), forward then backward of every layer per repetition; {reps} timed repetition(s) per run after a warm-up, the run's median; {pairs} runs of each variant, interleaved A B C D; cells: median over runs [min, max].")
-print(f"The machine was shared with other work: /proc/loadavg before `{lb}`, after `{la}`. MPICH 4.0.2 (ch4:ucx), `mpiexec -n 2`.")
+print(f"Load (/proc/loadavg) before `{lb}`, after `{la}`; scheduling: {sys.argv[8]} (bench/priority.sh raises both; at nice 0 other sessions share the cores). MPICH 4.0.2 (ch4:ucx), `mpiexec -n 2`.")
 print("Step: the slower rank's seconds per repetition. Exposed wait: rank 0's waits after its compute (includes waiting for the slower rank). Alone: the same transfers with no compute. Transfer / exposed: rank 0's sum over hops of post to completion as the progress thread saw it, and the part after the overlapped compute had ended (B, C only); hidden = 1 - exposed / transfer.\n")
 print("| T | variant | step (s) | exposed wait (s) | transfer alone (s) | transfer (s) | exposed (s) | hidden |")
 print("|---|---|---|---|---|---|---|---|")
