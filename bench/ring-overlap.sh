@@ -63,3 +63,4 @@ for T in seqs.split():
 print(f"\nCommand: `bench/ring-overlap.sh {base} <machine> {pairs} {reps} \"{seqs}\"`")
 PY
 cat "benchmarks/$machine/ring-overlap.md"
+cp "$work/results.jsonl" "benchmarks/$machine/ring-overlap.jsonl"
