@@ -150,8 +150,16 @@ public sealed class ResumeHardeningTests(ITestOutputHelper output) : IDisposable
         var stdout = p.StandardOutput.ReadToEndAsync();
         var sw = Stopwatch.StartNew();
         while ((!File.Exists(P("log.jsonl")) || File.ReadAllLines(P("log.jsonl")).Length < 3) && sw.Elapsed < TimeSpan.FromMinutes(1)) Thread.Sleep(10);
+        int linesAtSignal = File.Exists(P("log.jsonl")) ? File.ReadAllLines(P("log.jsonl")).Length : 0;
         using (var kill = Process.Start("kill", ["-" + signal, p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
-        Assert.True(p.WaitForExit(60_000));
+        if (!p.WaitForExit(60_000))
+        {
+            // Say where it stood: steps logged when the signal went and 60 s later, and what it printed.
+            int linesAfter = File.ReadAllLines(P("log.jsonl")).Length;
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+            Assert.Fail($"no exit 60 s after SIG{signal} (log lines {linesAtSignal} at the signal, {linesAfter} after); stderr:\n{await stderr}");
+        }
         string err = await stderr;
         string outText = await stdout;
         output.WriteLine(err);
