@@ -145,6 +145,12 @@ public sealed class ResumeHardeningTests(ITestOutputHelper output) : IDisposable
     public async Task Item6_a_signal_finishes_the_step_writes_a_checkpoint_and_exits_with_one_line(string signal, int code, string name)
     {
         var psi = MemoProcess.Info(_dir, [.. Small, "--steps", "100000", "--checkpoint", "ck", "--checkpoint-every", "100000", "--log", "log.jsonl"]);
+        // A process started with SIGINT ignored (a background job of a shell without job control, nohup) passes the
+        // ignore on, and .NET then leaves SIGINT ignored, as a Unix program should; start memo with the default
+        // disposition (env execs it under the same pid) so the test does not depend on how the suite was launched.
+        psi.ArgumentList.Insert(0, psi.FileName);
+        psi.ArgumentList.Insert(0, "--default-signal=INT,TERM");
+        psi.FileName = "env";
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();
         var stdout = p.StandardOutput.ReadToEndAsync();
