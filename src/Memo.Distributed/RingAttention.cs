@@ -142,32 +142,17 @@ public sealed unsafe class RingAttention
         var s = Shape;
         if (s.Rows == 0) return;
         int C = _ring.Size, r = _ring.Rank;
-        float* cur = workspace, next = workspace + s.KvFloats, attnWork = workspace + Blocks * s.KvFloats;
+        float* cur = workspace, next = workspace + s.KvFloats, attnWork = workspace + Blocks * s.KvFloats + LocalFloats(s);
         Pack(k, v, kvStride, cur);
         for (int i = 0; i < C; i++)
         {
             int src = (r - i + C) % C;
-            CommRequest recv = default, send = default;
-            long posted = Stopwatch.GetTimestamp();
-            if (i < C - 1)
-            {
-                recv = _ring.Receive(next, s.KvFloats, CommType.Float32, (r - 1 + C) % C, TagForward);
-                send = _ring.Send(cur, s.KvFloats, CommType.Float32, (r + 1) % C, TagForward);
-                _stats.BytesSent += s.KvFloats * sizeof(float);
-            }
+            var kv = i < C - 1 ? Post(cur, next, TagForward) : default;
             long t0 = Stopwatch.GetTimestamp();
             for (int b = 0; b < s.Batch; b++) ForwardStep(i, src, r, b, q, qStride, cur, o, oStride, lse, attnWork);
             long t1 = Stopwatch.GetTimestamp();
-            if (i < C - 1)
-            {
-                _stats.Transfer(posted, Math.Max(_ring.Complete(recv), _ring.Complete(send)), t1);
-                float* swap = cur;
-                cur = next;
-                next = swap;
-            }
-            _stats.ComputeSeconds += Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
-            _stats.WaitSeconds += Stopwatch.GetElapsedTime(t1).TotalSeconds;
-            _stats.Steps++;
+            if (i < C - 1) NextBlock(kv, t1, ref cur, ref next);
+            EndStep(t0, t1);
         }
     }
 
@@ -180,29 +165,21 @@ public sealed unsafe class RingAttention
     {
         var s = Shape;
         if (s.Rows == 0) return;
-        int C = _ring.Size, r = _ring.Rank, prev = (r - 1 + C) % C, nextRank = (r + 1) % C;
+        int C = _ring.Size, r = _ring.Rank;
         float* cur = workspace, next = cur + s.KvFloats, dOut = next + s.KvFloats, dIn = dOut + s.KvFloats, dLocal = dIn + s.KvFloats;
         float* attnWork = dLocal + LocalFloats(s);
-        CommRequest dSend = default, dRecv = default;
-        long dPosted = 0;
+        Hop acc = default;
         Pack(k, v, kvStride, cur);
         for (int i = 0; i < C; i++)
         {
             int src = (r - i + C) % C;
-            CommRequest recv = default, send = default;
-            long posted = Stopwatch.GetTimestamp();
-            if (i < C - 1)
-            {
-                recv = _ring.Receive(next, s.KvFloats, CommType.Float32, prev, TagBackwardKv);
-                send = _ring.Send(cur, s.KvFloats, CommType.Float32, nextRank, TagBackwardKv);
-                _stats.BytesSent += s.KvFloats * sizeof(float);
-            }
+            var kv = i < C - 1 ? Post(cur, next, TagBackwardKv) : default;
             long t0 = Stopwatch.GetTimestamp();
             long t1;
             if (i == 0)
             {
                 // Step 0 starts the rank's own accumulator.
-                for (int b = 0; b < s.Batch; b++) BackwardStep(0, src, r, b, q, qStride, cur, o, oStride, lse, dO, dq, dOut, attnWork);
+                for (int b = 0; b < s.Batch; b++) BackwardDiagonal(b, q, qStride, cur, o, oStride, lse, dO, dq, dOut, attnWork);
                 t1 = Stopwatch.GetTimestamp();
             }
             else
@@ -213,7 +190,7 @@ public sealed unsafe class RingAttention
                 Clear(dLocal, LocalFloats(s));
                 for (int b = 0; b < s.Batch; b++) BackwardFirstChunk(src, r, b, q, qStride, cur, o, oStride, lse, dO, dq, dLocal + b * s.Chunk * s.KvWidth, attnWork);
                 t1 = Stopwatch.GetTimestamp();
-                _stats.Transfer(dPosted, Math.Max(_ring.Complete(dRecv), _ring.Complete(dSend)), t1);
+                Complete(acc, t1);
                 long a0 = Stopwatch.GetTimestamp();
                 for (int b = 0; b < s.Batch; b++) Accumulate(dIn + b * 2 * s.Chunk * s.KvWidth, dLocal + b * s.Chunk * s.KvWidth, s.Chunk * s.KvWidth);
                 if (src > r)
@@ -229,27 +206,16 @@ public sealed unsafe class RingAttention
             {
                 // dOut goes on to the next rank (after C hops, back to its owner); dIn receives the accumulator
                 // of the next step's keys (after the last step: this rank's own, complete).
-                dPosted = Stopwatch.GetTimestamp();
-                dSend = _ring.Send(dOut, s.KvFloats, CommType.Float32, nextRank, TagBackwardGrad);
-                dRecv = _ring.Receive(dIn, s.KvFloats, CommType.Float32, prev, TagBackwardGrad);
-                _stats.BytesSent += s.KvFloats * sizeof(float);
+                acc = Post(dOut, dIn, TagBackwardGrad);
             }
-            if (i < C - 1)
-            {
-                _stats.Transfer(posted, Math.Max(_ring.Complete(recv), _ring.Complete(send)), t1);
-                float* swap = cur;
-                cur = next;
-                next = swap;
-            }
-            _stats.ComputeSeconds += Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
-            _stats.WaitSeconds += Stopwatch.GetElapsedTime(t1).TotalSeconds;
-            _stats.Steps++;
+            if (i < C - 1) NextBlock(kv, t1, ref cur, ref next);
+            EndStep(t0, t1);
         }
         if (C > 1)
         {
             // The last hop: nothing is left to compute while the rank's own accumulator comes back.
             long t = Stopwatch.GetTimestamp();
-            _stats.Transfer(dPosted, Math.Max(_ring.Complete(dRecv), _ring.Complete(dSend)), dPosted);
+            Complete(acc, acc.Posted);
             _stats.WaitSeconds += Stopwatch.GetElapsedTime(t).TotalSeconds;
             Unpack(dIn, dk, dv, kvStride);
         }
@@ -257,6 +223,40 @@ public sealed unsafe class RingAttention
         {
             Unpack(dOut, dk, dv, kvStride);
         }
+    }
+
+    /// <summary>One block's hop around the ring: its receive from rank r-1, its send to rank r+1, and when both were posted.</summary>
+    private readonly record struct Hop(CommRequest Receive, CommRequest Send, long Posted);
+
+    /// <summary>Starts a hop: <paramref name="receiveInto"/> takes the block of rank r-1, <paramref name="send"/> goes to rank r+1.</summary>
+    private Hop Post(float* send, float* receiveInto, int tag)
+    {
+        int C = _ring.Size, r = _ring.Rank;
+        long posted = Stopwatch.GetTimestamp();
+        var receive = _ring.Receive(receiveInto, Shape.KvFloats, CommType.Float32, (r - 1 + C) % C, tag);
+        var sent = _ring.Send(send, Shape.KvFloats, CommType.Float32, (r + 1) % C, tag);
+        _stats.BytesSent += Shape.KvFloats * sizeof(float);
+        return new Hop(receive, sent, posted);
+    }
+
+    /// <summary>Waits for both halves of a hop; the time after <paramref name="computeEnd"/> is exposed.</summary>
+    private void Complete(in Hop hop, long computeEnd) =>
+        _stats.Transfer(hop.Posted, Math.Max(_ring.Complete(hop.Receive), _ring.Complete(hop.Send)), computeEnd);
+
+    /// <summary>Completes the key/value hop and makes the block it received the current one.</summary>
+    private void NextBlock(in Hop hop, long computeEnd, ref float* cur, ref float* next)
+    {
+        Complete(hop, computeEnd);
+        float* received = next;
+        next = cur;
+        cur = received;
+    }
+
+    private void EndStep(long t0, long t1)
+    {
+        _stats.ComputeSeconds += Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
+        _stats.WaitSeconds += Stopwatch.GetElapsedTime(t1).TotalSeconds;
+        _stats.Steps++;
     }
 
     private static void Clear(float* x, long n) => NativeMemory.Clear(x, (nuint)(n * sizeof(float)));
@@ -297,10 +297,9 @@ public sealed unsafe class RingAttention
     }
 
     /// <summary>Step 0 of the backward ring: the diagonal blocks overwrite dq and the rank's own dK/dV accumulator; everything after adds.</summary>
-    private void BackwardStep(int step, int src, int r, int b, float* q, long qStride, float* kv, float* o, long oStride,
+    private void BackwardDiagonal(int b, float* q, long qStride, float* kv, float* o, long oStride,
         float* lse, float* dO, float* dq, float* dkv, float* work)
     {
-        System.Diagnostics.Debug.Assert(step == 0 && src == r);
         var s = Shape;
         long c = s.Chunk, row0 = b * 2 * c;
         long kvOff = (long)s.KvHeads * s.HeadDim;

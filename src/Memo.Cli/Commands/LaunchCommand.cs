@@ -99,7 +99,6 @@ public static class LaunchCommand
         public void Run(Process job)
         {
             var seen = new HashSet<int>();
-            var threads = new List<Thread>();
             while (!job.HasExited && seen.Count < ranks)
             {
                 for (int r = 0; r < ranks; r++)
@@ -107,9 +106,7 @@ public static class LaunchCommand
                     if (seen.Contains(r) || !int.TryParse(ReadText(Path.Combine(dir, $"rank-{r}.pid")), CultureInfo.InvariantCulture, out int pid)) continue;
                     seen.Add(r);
                     int rank = r;
-                    var t = new Thread(() => WaitFor(rank, pid)) { IsBackground = true, Name = $"memo-launch-rank-{r}" };
-                    t.Start();
-                    threads.Add(t);
+                    new Thread(() => WaitFor(rank, pid)) { IsBackground = true, Name = $"memo-launch-rank-{r}" }.Start();
                 }
                 Thread.Sleep(50);
             }
