@@ -52,7 +52,16 @@ public static class LaunchCommand
             if (Path.GetFileNameWithoutExtension(self) == "dotnet" && Environment.GetCommandLineArgs() is [var dll, ..]) psi.ArgumentList.Add(dll);
             foreach (var a in command) psi.ArgumentList.Add(a);
             psi.Environment[DirVariable] = dir;
-            using var job = Process.Start(psi) ?? throw new MemoException($"launch: could not start '{exec}'");
+            Process? started;
+            try
+            {
+                started = Process.Start(psi);
+            }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                throw new MemoException($"launch: cannot run '{exec}' ({e.Message}); give the path of MPI's mpiexec with --mpiexec");
+            }
+            using var job = started ?? throw new MemoException($"launch: could not start '{exec}'");
             var watch = new RankWatch(dir, ranks);
             var watcher = new Thread(() => watch.Run(job)) { IsBackground = true, Name = "memo-launch-watch" };
             watcher.Start();

@@ -242,6 +242,7 @@ public sealed class ParallelTrainingTests
     [InlineData(new[] { "launch", "-n", "0", "--", "train" }, "-n must be at least 1")]
     [InlineData(new[] { "launch", "-n", "2", "--", "plan" }, "launch runs memo train or memo eval")]
     [InlineData(new[] { "launch", "-n", "2", "--mpiexec", "/nonexistent/mpiexec", "--", "train" }, "--mpiexec: '/nonexistent/mpiexec' does not exist")]
+    [InlineData(new[] { "launch", "-n", "2", "--mpiexec", "/proc/version", "--", "train" }, "launch: cannot run '/proc/version'")]
     public void Launch_bad_input_is_one_line(string[] args, string expected)
     {
         var r = MemoProcess.Run(MemoProcess.TempDir(), args);
