@@ -19,6 +19,7 @@ internal sealed class ParallelRun : IDisposable
     private const int SigUsr1 = 10;
 
     private static TextWriter? _stderr;
+    private static MpiCommunicator? _world;
     private static System.Runtime.InteropServices.PosixSignalRegistration? _peerStopped;
 
     private ParallelRun(ParallelGroups groups) => Groups = groups;
@@ -47,6 +48,7 @@ internal sealed class ParallelRun : IDisposable
         Commands.LaunchCommand.Record($"rank-{Commands.LaunchCommand.RankNumber}.pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (ranks == 1) return null;
         var world = MpiCommunicator.World(TimeSpan.FromSeconds(timeoutSeconds));
+        _world = world;
         var run = new ParallelRun(ParallelGroups.Create(world, cp));
         if (!run.IsRoot) Mute();
         _peerStopped = System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)SigUsr1, c =>
@@ -119,11 +121,21 @@ internal sealed class ParallelRun : IDisposable
         if (_stderr != null) Console.SetError(_stderr);
     }
 
+    /// <summary>Frees the ring; MPI itself ends in <see cref="Shutdown"/>, once the command's exit code is known.</summary>
     public void Dispose()
     {
         _peerStopped?.Dispose();
         _peerStopped = null;
         Groups.Dispose();
-        Groups.World.Dispose();
+    }
+
+    /// <summary>
+    /// Ends MPI in this process, when a run started it: every rank meets, then MPI_Finalize, and should that
+    /// hang after every rank has finished, the process exits with <paramref name="exitCode"/> (see <see cref="MpiCommunicator.Close"/>).
+    /// </summary>
+    public static void Shutdown(int exitCode)
+    {
+        _world?.Close(exitCode);
+        _world = null;
     }
 }

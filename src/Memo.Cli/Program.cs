@@ -14,6 +14,7 @@ public static class Program
         foreach (var command in Commands()) root.Subcommands.Add(command);
         int code = Run(root, args);
         Memo.Cli.Commands.LaunchCommand.Record($"rank-{Memo.Cli.Commands.LaunchCommand.RankNumber}.exit", code.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        ParallelRun.Shutdown(code);
         return code;
     }
 

@@ -47,6 +47,9 @@ public sealed unsafe class MpiCommunicator : ICommunicator
 
     private const int TableSize = 256;
 
+    /// <summary>A copy of MPI_COMM_WORLD made at start-up for the barrier before MPI_Finalize alone.</summary>
+    private static int _closeComm = MpiNative.CommNull;
+
     /// <summary>Held by every MPI call of the process (MPI_THREAD_SERIALIZED).</summary>
     private static readonly Lock MpiLock = new();
 
@@ -114,11 +117,8 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         int provided;
         if (flag == 0)
         {
-            // UCX's shared-memory zero-copy transport (cma, process_vm_readv) aborts the whole process when
-            // the peer it reads from has died, before this rank can say anything; without it a dead peer
-            // leaves the transfer pending and the rank stops with its own line (mpiexec's SIGUSR1, or the
-            // timeout). A UCX_TLS the user set wins.
-            Posix.SetDefaultEnvironment("UCX_TLS", "^cma");
+            Posix.SetDefaultEnvironment("UCX_TLS", DefaultTransports(
+                Environment.GetEnvironmentVariable("MPI_LOCALNRANKS"), Environment.GetEnvironmentVariable("PMI_SIZE")));
             int rc = MpiNative.MPI_Init_thread(null, null, MpiNative.ThreadSerialized, &provided);
             if (rc != MpiNative.Success) throw new CommunicatorException($"MPI_Init_thread failed: {MpiNative.ErrorString(rc)}");
         }
@@ -130,8 +130,28 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             throw new CommunicatorException($"this MPI library gives thread support level {provided}, and memo's progress thread needs MPI_THREAD_SERIALIZED ({MpiNative.ThreadSerialized}) or more; use an MPI built with thread support (Debian's mpich is)");
         int ec = MpiNative.MPI_Comm_set_errhandler(MpiNative.CommWorld, MpiNative.ErrorsReturn);
         if (ec != MpiNative.Success) throw new CommunicatorException($"MPI_Comm_set_errhandler failed: {MpiNative.ErrorString(ec)}");
+        if (_closeComm == MpiNative.CommNull)
+        {
+            int dup;
+            ec = MpiNative.MPI_Comm_dup(MpiNative.CommWorld, &dup);
+            if (ec != MpiNative.Success) throw new CommunicatorException($"MPI_Comm_dup failed: {MpiNative.ErrorString(ec)}");
+            _closeComm = dup;
+        }
         return new MpiCommunicator(MpiNative.CommWorld, true, timeout, "world");
     }
+
+    /// <summary>
+    /// The UCX transports memo asks for unless the user set UCX_TLS, from the launcher's count of ranks on
+    /// this host (Hydra's MPI_LOCALNRANKS) and in the job (PMI_SIZE). Never cma (UCX's zero-copy
+    /// process_vm_readv): it aborts the whole process when the peer it reads from has died, before this rank
+    /// can say anything; without it a dead peer leaves the transfer pending and the rank stops with its own
+    /// line (mpiexec's SIGUSR1, or the timeout). When every rank is on this host, shared memory alone
+    /// (self, posix, sysv): with tcp also allowed, UCX moves large messages over loopback TCP, and its TCP
+    /// endpoints sometimes never finish closing in MPI_Finalize (both ranks spinning; 6 of 400 two-rank
+    /// jobs on the loaded 2-core machine, 0 of 400 with shared memory alone).
+    /// </summary>
+    public static string DefaultTransports(string? localRanks, string? jobRanks) =>
+        localRanks is not null && localRanks == jobRanks ? "self,posix,sysv" : "^cma";
 
     public ICommunicator Split(int color, int key)
     {
@@ -430,8 +450,24 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         _ => throw new ArgumentOutOfRangeException(nameof(op)),
     };
 
-    /// <summary>Frees a sub-group; the world communicator finalizes MPI unless a failure was seen (MPI_Finalize would wait for the dead peer).</summary>
-    public void Dispose()
+    /// <summary>Seconds MPI_Finalize may take, once every rank has reached it, before the process exits without it.</summary>
+    public const double FinalizeLimitSeconds = 15;
+
+    /// <summary>Frees a sub-group, or ends MPI as <see cref="Close"/> does with exit code 1 should MPI_Finalize hang.</summary>
+    public void Dispose() => Close(1);
+
+    /// <summary>
+    /// Frees a sub-group; the world communicator ends MPI in this process, unless a failure was seen
+    /// (MPI_Finalize would wait for the dead peer). First a barrier over every rank, on a communicator
+    /// kept for it, bounded by <see cref="Timeout"/>: MPICH 4.0's UCX netmod closes its endpoints inside
+    /// MPI_Finalize without waiting for the other ranks, and a rank that closes while a peer is still
+    /// finishing (rank 0 writing a checkpoint or gradients) can leave that peer's close spinning forever
+    /// (seen in about 1 job of 50 on the loaded 2-core machine; later MPICH puts the same barrier inside
+    /// MPI_Finalize). Then MPI_Finalize under an <see cref="ExitWatchdog"/>: if it has not returned within
+    /// <see cref="FinalizeLimitSeconds"/>, the process says so in one line and exits with
+    /// <paramref name="exitCodeIfFinalizeHangs"/>, its work being done and written.
+    /// </summary>
+    public void Close(int exitCodeIfFinalizeHangs)
     {
         lock (MpiLock)
         {
@@ -443,19 +479,56 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         _pending.Dispose();
         NativeMemory.Free(_requests);
         if (Failed) return;
+        if (!_isWorld)
+        {
+            int c = _comm;
+            lock (MpiLock) MpiNative.MPI_Comm_free(&c);
+            return;
+        }
+        if (!EveryRankFinished()) return;
         lock (MpiLock)
         {
-            if (_isWorld)
+            int finalized;
+            MpiNative.MPI_Finalized(&finalized);
+            if (finalized != 0) return;
+            using (ExitWatchdog.Arm(TimeSpan.FromSeconds(FinalizeLimitSeconds), exitCodeIfFinalizeHangs,
+                $"memo: rank {Rank} of {Size}: MPI_Finalize did not return within {FinalizeLimitSeconds:0} s although every rank had finished; exiting without it (exit code {exitCodeIfFinalizeHangs})"))
             {
-                int finalized;
-                MpiNative.MPI_Finalized(&finalized);
-                if (finalized == 0) MpiNative.MPI_Finalize();
-            }
-            else
-            {
-                int c = _comm;
-                MpiNative.MPI_Comm_free(&c);
+                MpiNative.MPI_Finalize();
             }
         }
+    }
+
+    /// <summary>
+    /// The barrier before MPI_Finalize, on <see cref="_closeComm"/> (no collective of the run can match it),
+    /// polled against <see cref="Timeout"/>. False, with <see cref="Failed"/> set, when a rank never came.
+    /// </summary>
+    private bool EveryRankFinished()
+    {
+        int request, flag = 0;
+        lock (MpiLock)
+        {
+            if (MpiNative.MPI_Ibarrier(_closeComm, &request) != MpiNative.Success)
+            {
+                Failed = true;
+                return false;
+            }
+        }
+        long deadline = Stopwatch.GetTimestamp() + (long)(Timeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            int rc;
+            lock (MpiLock) rc = MpiNative.MPI_Testall(1, &request, &flag, MpiNative.StatusesIgnore);
+            if (rc != MpiNative.Success) break;
+            if (flag != 0) return true;
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                Console.Error.WriteLine($"memo: rank {Rank} of {Size}: the other ranks did not finish within {Timeout.TotalSeconds:0.#} s of this one; exiting without MPI_Finalize");
+                break;
+            }
+            Thread.Sleep(1);
+        }
+        Failed = true;
+        return false;
     }
 }

@@ -37,6 +37,7 @@ internal static unsafe partial class MpiNative
     [LibraryImport(Library)] public static partial int MPI_Comm_size(int comm, int* size);
     [LibraryImport(Library)] public static partial int MPI_Comm_split(int comm, int color, int key, int* newComm);
     [LibraryImport(Library)] public static partial int MPI_Comm_free(int* comm);
+    [LibraryImport(Library)] public static partial int MPI_Comm_dup(int comm, int* newComm);
     [LibraryImport(Library)] public static partial int MPI_Comm_set_errhandler(int comm, int errhandler);
     [LibraryImport(Library)] public static partial int MPI_Isend(void* buf, int count, int datatype, int dest, int tag, int comm, int* request);
     [LibraryImport(Library)] public static partial int MPI_Irecv(void* buf, int count, int datatype, int source, int tag, int comm, int* request);
@@ -66,6 +67,9 @@ internal static partial class Posix
 
     /// <summary>Sets <paramref name="name"/> in the process environment unless it is set already.</summary>
     public static void SetDefaultEnvironment(string name, string value) => SetEnv(name, value, 0);
+
+    /// <summary>Ends the process at once with <paramref name="status"/>: no managed shutdown, no atexit handlers (they could wait on the thread that is stuck).</summary>
+    [LibraryImport("libc.so.6", EntryPoint = "_exit")] public static partial void Exit(int status);
 
     /// <summary>Sleeps at least <paramref name="microseconds"/> (plus the kernel's timer slack, 50 us by default).</summary>
     public static void SleepMicroseconds(int microseconds) => USleep((uint)microseconds);

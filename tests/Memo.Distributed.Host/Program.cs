@@ -9,10 +9,19 @@ using Memo.Distributed.Host;
 //   die SECONDS            rank 1 kills itself (SIGKILL) after one all-reduce; the others keep reducing
 //                          with a SECONDS timeout and must exit with one line naming the failure
 //   hang SECONDS           rank 1 stops answering (sleeps) after one all-reduce; rank 0 must time out
+//   stuck-exit CODE        no MPI: a shutdown step that never returns, under a 1 s ExitWatchdog that exits with CODE
 // Exit codes: 0 ok, 1 a check failed, 2 bad arguments, 3 a peer failed (CommunicatorException).
 try
 {
     if (args.Length == 0) return Usage();
+    if (args[0] == "stuck-exit" && args.Length == 2)
+    {
+        int code = int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture);
+        Console.Write("work done; ");
+        using (ExitWatchdog.Arm(TimeSpan.FromSeconds(1), code, "stuck-exit: the shutdown step did not return within 1 s"))
+            Thread.Sleep(Timeout.Infinite);
+        return 1;
+    }
     double timeoutSeconds = args[0] is "die" or "hang" && args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 60;
     using var world = MpiCommunicator.World(TimeSpan.FromSeconds(timeoutSeconds));
     switch (args[0])
@@ -49,7 +58,7 @@ catch (MemoException e)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Memo.Distributed.Host collectives | ring B T H KvH D | die SECONDS | hang SECONDS");
+    Console.Error.WriteLine("usage: Memo.Distributed.Host collectives | ring B T H KvH D | die SECONDS | hang SECONDS | stuck-exit CODE");
     return 2;
 }
 
