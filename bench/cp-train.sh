@@ -33,6 +33,7 @@ done
 load_after=$(cat /proc/loadavg)
 sched="$(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup'), process nice $(nice)"
 mpich=$(mpichversion 2>/dev/null | awk -F: '/Version/{gsub(/[ \t]/,"",$2); print $2}' || true)
+mpich="$mpich, UCX_TLS ${UCX_TLS:-unset, so self,posix,sysv with every rank on one host}"
 python3 - "$work" "$out/context-parallel.md" "$pairs" "$seqs" "$load_before" "$load_after" "$sched" "${mpich:-unknown}" <<'PY'
 import json, re, statistics, sys, glob, os
 work, out, pairs, seqs, lb, la, sched, mpich = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(), sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
