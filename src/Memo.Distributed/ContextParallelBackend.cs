@@ -14,10 +14,13 @@ namespace Memo.Distributed;
 /// </summary>
 /// <remarks>
 /// The model's seqLen arguments are local (T/C); the global length is seqLen * C. The RoPE table the
-/// model plans has T/C rows, so this backend keeps its own table of T rows (host-side on the CPU, T*D
-/// floats, counted in <see cref="ExtraBytes"/>). Its frequencies are computed again for the global
-/// length: dynamic RoPE scaling (<see cref="RopeFrequencies"/>) depends on the sequence length, and a
-/// rank's T/C rows would give another theta than the single process's T.
+/// model plans (an arena buffer of T/C rows) holds, at local row t, the angles of the global position
+/// of t, so the inner kernel runs unchanged on the rank's rows and no table lives outside the arena.
+/// Those positions depend on the step's length (a curriculum changes it), so the table is filled again
+/// when a step's length differs from the last one's: from a table of the T global positions computed
+/// for the moment (the inner backend's RopeTable) and dropped. Its frequencies are those of the
+/// largest global length: dynamic RoPE scaling (<see cref="RopeFrequencies"/>) depends on the sequence
+/// length, and a rank's T/C rows would give another theta than the single process's T.
 /// </remarks>
 public sealed unsafe class ContextParallelBackend : IBackend
 {
@@ -26,8 +29,9 @@ public sealed unsafe class ContextParallelBackend : IBackend
     private readonly ModelConfig _config;
     private readonly int _maxBatch, _heads, _kvHeads, _headDim;
     private readonly long _maxLocal;
-    private readonly NativeBuffer? _rope;
-    private long _ropeRows;
+    private double[]? _ropeFreq;
+    private double _ropeScale;
+    private long _ropeSeq; // the local length whose global positions the model's RoPE table holds (0: none yet)
     private RingAttention? _attention;
 
     /// <param name="inner">The rank's CPU backend.</param>
@@ -50,7 +54,6 @@ public sealed unsafe class ContextParallelBackend : IBackend
         _heads = config.NumHeads;
         _kvHeads = config.NumKvHeads;
         _headDim = config.HeadDim;
-        if (config.Family == ModelFamily.Llama) _rope = new NativeBuffer(checked(2 * maxLocalSeq * ring.Size * (_headDim / 2) * sizeof(float)), zero: true);
     }
 
     public string Name => _inner.Name;
@@ -59,9 +62,6 @@ public sealed unsafe class ContextParallelBackend : IBackend
 
     /// <summary>C, the ranks that split a sequence.</summary>
     public int Ranks => _ring.Size;
-
-    /// <summary>Bytes this backend holds outside the model's arena (the global RoPE table).</summary>
-    public long ExtraBytes => _rope?.Bytes ?? 0;
 
     /// <summary>Communication time and bytes of the ring since the last <see cref="ResetStats"/>.</summary>
     public RingStats Stats => _attention?.Stats ?? default;
@@ -110,41 +110,46 @@ public sealed unsafe class ContextParallelBackend : IBackend
     }
 
     /// <summary>
-    /// Fills the model's table (its T/C rows, as given) and this backend's table of all T positions, with
-    /// the frequencies of the global length T (they differ from the model's under dynamic scaling).
+    /// Fills the model's table (<paramref name="maxPos"/> = T/C rows) with the angles of this rank's global positions,
+    /// using the frequencies of the global length T (they differ from the model's under dynamic scaling).
     /// </summary>
     public void RopeTable(long maxPos, ReadOnlySpan<double> invFreq, double scale, float* cos, float* sin)
     {
-        int headDim = 2 * invFreq.Length;
-        _inner.RopeTable(maxPos, invFreq, scale, cos, sin);
-        if (_rope is null) throw new InvalidOperationException("this context-parallel backend was built without RoPE");
-        long rows = maxPos * _ring.Size;
-        if (rows * (headDim / 2) * 2 * sizeof(float) > _rope.Bytes)
-            throw new InvalidOperationException($"RoPE table of {rows} positions exceeds the {_rope.Bytes} bytes reserved");
-        _ropeRows = rows;
-        var (globalFreq, globalScale) = RopeFrequencies.Compute(_config, rows);
-        float* c = (float*)_rope.Pointer;
-        _inner.RopeTable(rows, globalFreq, globalScale, c, c + rows * (headDim / 2));
+        (_ropeFreq, _ropeScale) = RopeFrequencies.Compute(_config, checked(maxPos * _ring.Size));
+        if (_ropeFreq.Length != invFreq.Length)
+            throw new InvalidOperationException($"RoPE with {invFreq.Length} frequencies, but the model's config gives {_ropeFreq.Length}");
+        FillRope(maxPos, cos, sin);
     }
 
-    public void RopeForward(float* x, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen, float* cos, float* sin) =>
-        Rope(x, rowStride, rows, heads, headDim, rowOffset, seqLen, backward: false);
-
-    public void RopeBackward(float* dx, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen, float* cos, float* sin) =>
-        Rope(dx, rowStride, rows, heads, headDim, rowOffset, seqLen, backward: true);
-
-    private void Rope(float* x, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen, bool backward)
+    /// <summary>Writes into the model's table, at local row t &lt; <paramref name="localSeq"/>, the angles of t's global position.</summary>
+    private void FillRope(long localSeq, float* cos, float* sin)
     {
-        var zz = new ZigZag(seqLen * _ring.Size, _ring.Size);
-        float* cos = (float*)_rope!.Pointer, sin = cos + _ropeRows * (headDim / 2);
-        for (long r = rowOffset, end = rowOffset + rows; r < end;)
+        if (_ropeFreq is null) throw new InvalidOperationException("RoPE before its table: the model calls RopeTable first");
+        var zz = ZigZag.Create(checked(localSeq * _ring.Size), _ring.Size);
+        long half = _ropeFreq.Length, rows = zz.SeqLen;
+        using var global = new NativeBuffer(checked(2 * rows * half * sizeof(float)));
+        float* gc = (float*)global.Pointer, gs = gc + rows * half;
+        _inner.RopeTable(rows, _ropeFreq, _ropeScale, gc, gs);
+        long bytes = half * sizeof(float);
+        for (long t = 0; t < localSeq; t++)
         {
-            var (run, pos) = Run(zz, r, end);
-            float* xr = x + (r - rowOffset) * rowStride;
-            if (backward) _inner.RopeBackward(xr, rowStride, run, heads, headDim, pos, zz.SeqLen, cos, sin);
-            else _inner.RopeForward(xr, rowStride, run, heads, headDim, pos, zz.SeqLen, cos, sin);
-            r += run;
+            long g = zz.GlobalPosition(_ring.Rank, t);
+            Buffer.MemoryCopy(gc + g * half, cos + t * half, bytes, bytes);
+            Buffer.MemoryCopy(gs + g * half, sin + t * half, bytes, bytes);
         }
+        _ropeSeq = localSeq;
+    }
+
+    public void RopeForward(float* x, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen, float* cos, float* sin)
+    {
+        if (seqLen != _ropeSeq) FillRope(seqLen, cos, sin);
+        _inner.RopeForward(x, rowStride, rows, heads, headDim, rowOffset, seqLen, cos, sin);
+    }
+
+    public void RopeBackward(float* dx, long rowStride, long rows, int heads, int headDim, long rowOffset, long seqLen, float* cos, float* sin)
+    {
+        if (seqLen != _ropeSeq) FillRope(seqLen, cos, sin);
+        _inner.RopeBackward(dx, rowStride, rows, heads, headDim, rowOffset, seqLen, cos, sin);
     }
 
     public void EmbeddingForward(long rows, int c, int* tokens, float* wte, float* wpe, long rowOffset, long seqLen, float* x)
@@ -215,5 +220,8 @@ public sealed unsafe class ContextParallelBackend : IBackend
     public IHostStore CreateHostStore(long bytes) => _inner.CreateHostStore(bytes);
 
     public IDeviceArena CreateArena(long capacity, bool poison) => _inner.CreateArena(capacity, poison);
-    public void Dispose() => _rope?.Dispose();
+    /// <summary>Nothing of its own to free: the inner backend belongs to the caller, the ring's buffers to the model's arena.</summary>
+    public void Dispose()
+    {
+    }
 }

@@ -104,6 +104,29 @@ public sealed class ParallelTrainingTests
     }
 
     [MpiFact]
+    public void Cp2_through_a_length_curriculum_with_dynamic_rope_matches_one_process_at_every_stage()
+    {
+        // Each stage changes T, so each rank's global positions change (chunks of 8, 16, then 32 tokens): the RoPE
+        // table a rank keeps for its rows must follow, with the frequencies of the largest T (dynamic scaling on).
+        string dir = MemoProcess.TempDir();
+        string[] args = ["train", "--model", "llama-tiny", "--seq", "128", "--batch", "2", "--curriculum", "32x2,64x2", "--eval-samples", "0", "--steps", "6",
+            "--rope-scaling", "dynamic:factor=4,original_max_position_embeddings=64"];
+        var one = MemoProcess.Run(dir, [.. args, "--log", "one.jsonl"]);
+        Assert.True(one.Exit == 0, one.Stderr);
+        var two = Mpi2(dir, [.. args, "--cp", "2", "--log", "cp.jsonl"]);
+        Assert.True(two.Exit == 0, two.Stdout + two.Stderr);
+        var l1 = MemoProcess.ReadLog(Path.Combine(dir, "one.jsonl"));
+        var l2 = MemoProcess.ReadLog(Path.Combine(dir, "cp.jsonl"));
+        Assert.Equal([32, 32, 64, 64, 128, 128], l2.Select(l => l["seq"]!.GetValue<int>()));
+        for (int i = 0; i < 6; i++)
+        {
+            double a = l1[i]["loss"]!.GetValue<double>(), b = l2[i]["loss"]!.GetValue<double>();
+            Assert.True(Rel(b, a) < Tolerance, $"step {i + 1} (T = {l1[i]["seq"]}): loss {b} vs {a}");
+        }
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [MpiFact]
     public void Cp2_training_losses_match_one_process_and_repeat_bit_identically()
     {
         string dir = MemoProcess.TempDir();
