@@ -437,13 +437,27 @@ public static class StrategySearch
     public const long MaxSeqCap = 1L << 30;
 
     /// <summary>
-    /// The longest sequence that fits for <paramref name="strategy"/>: doubling from 1K, then bisection between the last
-    /// fit and the first failure to a multiple of 1K. Returns 0 (and the failing plan at 1K) when nothing fits.
+    /// The step of the --max-seq search: 1K, or the least multiple of 1K that 2 x GPUs also divides. Every layout
+    /// splits a sequence into tp x 2cp (or sp) parts, and tp x cp divides the GPU count, so every layout can take every
+    /// length the search tries; with 6 GPUs or ranks (cp = 3) plain multiples of 1K would all be refused.
+    /// </summary>
+    public static long MaxSeqStep(int gpus)
+    {
+        if (gpus < 1) throw new ArgumentOutOfRangeException(nameof(gpus), "at least one GPU");
+        long a = 1024, b = 2L * gpus;
+        while (b != 0) (a, b) = (b, a % b);
+        return checked(1024 * (2L * gpus / a));
+    }
+
+    /// <summary>
+    /// The longest sequence that fits for <paramref name="strategy"/>: doubling from <see cref="MaxSeqStep"/>, then
+    /// bisection between the last fit and the first failure to a multiple of it. Returns 0 (and the failing plan at one
+    /// step) when nothing fits.
     /// </summary>
     public static (long MaxSeq, StrategyPlan Plan) MaxSeq(PlanRequest r, Strategy strategy)
     {
         ArgumentNullException.ThrowIfNull(r);
-        const long step = 1024;
+        long step = MaxSeqStep(r.Gpus);
         long lo = 0;
         StrategyPlan? best = null;
         long s = step;

@@ -43,7 +43,7 @@ public static class PlanCommand
         var json = OptionTable.Json();
         var plot = OptionTable.Plot();
         var sweep = new Option<string?>("--sweep-seq") { Description = "Plan at each length of a doubling range, e.g. 32K..4M" };
-        var maxSeq = new Option<bool>("--max-seq") { Description = "Find the longest sequence (a multiple of 1K) that fits, per strategy" };
+        var maxSeq = new Option<bool>("--max-seq") { Description = "Find the longest sequence that fits, per strategy: a multiple of 1K (of 3K with 6 GPUs or ranks, so every layout can split it)" };
         var measure = new Option<bool>("--measure") { Description = "Measure what the local backend can (cpu: the engine's GEMM and attention FLOP/s at the model's shapes, element-wise and copy bandwidth)" };
         var threads = OptionTable.Threads();
         var profile = new Option<string?>("--device-profile") { Description = "JSON device-profile file overriding fields of --gpu (keys as in --json's profile)" };
@@ -313,7 +313,7 @@ public static class PlanCommand
         }
         var console = Console(output);
         Header(console, request, showSeq: false);
-        var t = new Table().Border(TableBorder.Rounded).Title("longest sequence that fits (multiple of 1K)");
+        var t = new Table().Border(TableBorder.Rounded).Title($"longest sequence that fits (multiple of {Sizes.FormatCount(StrategySearch.MaxSeqStep(request.Gpus))})");
         foreach (var c in new[] { "strategy", "max seq", "tokens", "layout", "policy", "features", "alpha", "device peak", "host / node", "step (s)", "MFU (causal)", "MFU (full attn)" }) t.AddColumn(c);
         foreach (var (s, (max, p)) in results)
         {

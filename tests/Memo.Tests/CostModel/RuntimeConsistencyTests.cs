@@ -192,4 +192,19 @@ public class RuntimeConsistencyTests
         Assert.StartsWith("not runnable", p.Reason, StringComparison.Ordinal);
         Assert.Equal(1024, StrategySearch.MaxSeq(r, Strategy.Keep).MaxSeq);
     }
+    [Fact]
+    public void Max_seq_over_three_ranks_searches_lengths_that_split_into_six_chunks()
+    {
+        // --cp 3 needs T divisible by 6: no multiple of 1K is, so a 1K-step search found nothing at all.
+        var cpu = DeviceProfile.Cpu() with { DeviceMemoryBytes = 1L << 30, HostMemoryBytes = 64L << 30, HostReservedBytes = 0 };
+        var r = new PlanRequest { Model = Presets.Resolve("llama-small"), Seq = 1, Gpus = 3, Cp = 3, Device = cpu, Engine = CpuEngineModel.Instance };
+        var (max, plan) = StrategySearch.MaxSeq(r, Strategy.Keep);
+        Assert.True(max > 0, $"nothing found: {plan.Reason}");
+        Assert.Equal(0, max % 6);
+        Assert.True(plan.Fits);
+        Assert.Equal(3, plan.Layout!.Value.Cp);
+        // One step longer does not fit (the search stops at the boundary), and one step is 3K here.
+        Assert.Equal(3072, StrategySearch.MaxSeqStep(3));
+        Assert.False(StrategySearch.Plan(r with { Seq = max + 3072 }, Strategy.Keep).Fits);
+    }
 }
