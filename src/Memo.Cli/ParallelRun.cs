@@ -105,6 +105,15 @@ internal sealed class ParallelRun : IDisposable
         return new ContextParallelBackend(cpu, ring, cfg, batch, seq / ring.Size);
     }
 
+    /// <summary>
+    /// Silences this process's console when it is a rank other than 0 of an MPI job, from a command's first line: a
+    /// --dry-run or a tokenizer message comes once, from rank 0, also where no rank joins MPI.
+    /// </summary>
+    public static void MuteOtherRanks()
+    {
+        if (IsOtherRank) Mute();
+    }
+
     private static void Mute()
     {
         _stderr ??= Console.Error;

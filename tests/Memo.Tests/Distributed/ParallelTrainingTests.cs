@@ -314,6 +314,18 @@ public sealed class ParallelTrainingTests
         Assert.Equal(Kept(one.Stdout) / 2, Kept(two.Stdout), 0.01 * Kept(two.Stdout));
         Directory.Delete(dir, recursive: true);
     }
+
+    [MpiFact]
+    public void Dry_run_under_mpiexec_reports_once_from_rank_0()
+    {
+        string dir = MemoProcess.TempDir();
+        var r = Mpi2(dir, "train", "--model", "llama-tiny", "--seq", "1024", "--dry-run", "--cp", "2");
+        Assert.True(r.Exit == 0, r.Stdout + r.Stderr);
+        string all = r.Stdout + r.Stderr;
+        Assert.Single(all.Split('\n'), l => l.Contains("per rank: 2 context-parallel ranks", StringComparison.Ordinal));
+        Assert.Single(all.Split('\n'), l => l.StartsWith("model ", StringComparison.Ordinal));
+        Directory.Delete(dir, recursive: true);
+    }
 }
 
 /// <summary>Finds the process of one rank below an mpiexec process (Hydra: mpiexec, its proxy, then the ranks).</summary>

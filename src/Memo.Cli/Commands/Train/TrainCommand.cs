@@ -219,6 +219,7 @@ internal static class TrainCommand
 
     internal static int Run(TrainArgs a)
     {
+        ParallelRun.MuteOtherRanks();
         Threads.Apply(a.Threads, Console.Error);
         if (a.Seed < 0) throw new MemoException($"--seed must be zero or more (got {a.Seed})");
         if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
