@@ -309,8 +309,7 @@ public sealed unsafe class DiskHostStore : IHostStore
     /// <summary>Opens a fresh file in the directory and unlinks it at once, so nothing is left behind whatever happens.</summary>
     private static int OpenUnlinked(string directory, bool direct, out string path, out string mode)
     {
-        if (!System.IO.Directory.Exists(directory))
-            throw new MemoException($"disk store directory {directory} does not exist; create it or pass --host-store disk:DIR with an existing directory");
+        new HostStoreSpec { DiskDirectory = directory }.CheckDirectory();
         path = Path.Combine(directory, string.Create(CultureInfo.InvariantCulture, $".memo-store-{Environment.ProcessId}-{Guid.NewGuid():N}.tmp"));
         const int flags = LinuxFile.O_RDWR | LinuxFile.O_CREAT | LinuxFile.O_EXCL | LinuxFile.O_CLOEXEC;
         mode = "buffered (O_DIRECT not requested), pages dropped with posix_fadvise(DONTNEED)";

@@ -59,6 +59,22 @@ public sealed class DiskStoreCliTests
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
+    [Theory]
+    [InlineData("missing", "does not exist; create it")]
+    [InlineData("file", "is a file, not a directory")]
+    public void A_disk_store_directory_that_is_missing_or_a_file_is_one_line_before_any_work(string kind, string expected)
+    {
+        // llama-tiny swaps no layer (the last two are never swapped), so only the check up front can catch it.
+        using var work = new TempDir();
+        string dir = work.File("swap");
+        if (kind == "file") File.WriteAllText(dir, "not a directory");
+        var (exit, stdout, stderr) = MemoProcess.Run(work.Path, ["train", "--model", "llama-tiny", "--seq", "64", "--steps", "1", "--policy", "swap", "--host-store", "disk:" + dir]);
+        Assert.Equal(2, exit);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain("step", stdout, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Dry_run_shows_bytes_per_tier_and_writes_nothing()
     {

@@ -211,6 +211,7 @@ internal static class TrainCommand
         var store = HostStoreSpec.Parse(hostStore);
         if (store.OnDisk && p is not (PolicyKind.Swap or PolicyKind.Memo))
             throw new MemoException($"--host-store disk applies to --policy swap or memo (got --policy {policy}: it swaps nothing)");
+        store.CheckDirectory();
         return new MemoryOptions { Policy = p, Alpha = a, Alphas = perLayer, DeviceBudget = d, HostBudget = h, Poison = poison, HostStore = store };
     }
 
