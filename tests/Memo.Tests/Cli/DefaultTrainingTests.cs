@@ -24,7 +24,8 @@ public sealed partial class DefaultTrainingTests(ITestOutputHelper output)
     public void Default_run_learns_passkey_retrieval_thousands_of_tokens_back()
     {
         string dir = MemoProcess.TempDir();
-        var r = MemoProcess.Run(dir, "train", "--log", "log.jsonl");
+        // About two minutes alone on two cores; the limit leaves room for the rest of the suite running beside it.
+        var r = MemoProcess.Run(dir, TimeSpan.FromMinutes(12), "train", "--log", "log.jsonl");
         // Results (the summary and the held-out line) go to stdout, diagnostics and progress to stderr.
         output.WriteLine(r.Stdout.Split('\n').LastOrDefault(l => l.StartsWith("done:", StringComparison.Ordinal)) ?? "");
         Assert.True(r.Exit == 0, r.Stderr);

@@ -21,15 +21,21 @@ internal static class MemoProcess
         return psi;
     }
 
-    public static (int Exit, string Stdout, string Stderr) Run(string workDir, params string[] args)
+    public static (int Exit, string Stdout, string Stderr) Run(string workDir, params string[] args) =>
+        Run(workDir, TimeSpan.FromMinutes(5), args);
+
+    /// <summary>Runs memo in <paramref name="workDir"/>; past <paramref name="limit"/> kills it and says how far it got.</summary>
+    public static (int Exit, string Stdout, string Stderr) Run(string workDir, TimeSpan limit, params string[] args)
     {
         using var p = Process.Start(Info(workDir, args))!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(300_000))
+        if (!p.WaitForExit(limit))
         {
             p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"memo {string.Join(' ', args)} did not finish");
+            p.WaitForExit();
+            string last = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "(nothing on stderr)";
+            throw new TimeoutException($"memo {string.Join(' ', args)} did not finish within {limit.TotalMinutes:0.#} min (load average {File.ReadAllText("/proc/loadavg").Trim()}); its last line: {last}");
         }
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
