@@ -444,9 +444,7 @@ public static class StrategySearch
     public static long MaxSeqStep(int gpus)
     {
         if (gpus < 1) throw new ArgumentOutOfRangeException(nameof(gpus), "at least one GPU");
-        long a = 1024, b = 2L * gpus;
-        while (b != 0) (a, b) = (b, a % b);
-        return checked(1024 * (2L * gpus / a));
+        return Arithmetic.Lcm(1024, 2L * gpus);
     }
 
     /// <summary>

@@ -109,7 +109,7 @@ public static class BiLevelPlanner
             shape.Result = planner.Solve(shape.Problem, innerOptions);
             shape.BlockAlignment = 1;
             foreach (Buffer b in shape.Problem.Buffers)
-                shape.BlockAlignment = Checked.Lcm(shape.BlockAlignment, Checked.Lcm(b.Alignment, options.Alignment));
+                shape.BlockAlignment = Arithmetic.Lcm(shape.BlockAlignment, Arithmetic.Lcm(b.Alignment, options.Alignment));
             innerPlans.Add(new InnerPlan(shape.Group, shape.Instances, shape.Problem.Count, shape.Result));
         }
 

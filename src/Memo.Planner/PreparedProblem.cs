@@ -23,10 +23,10 @@ internal sealed class PreparedProblem
         for (int i = 0; i < n; i++)
         {
             Buffer b = problem.Buffers[i];
-            long a = Checked.Lcm(b.Alignment, options.Alignment);
+            long a = Arithmetic.Lcm(b.Alignment, options.Alignment);
             Alignments[i] = a;
-            g = Checked.Gcd(g, b.Size);
-            if (a > 1) g = Checked.Gcd(g, a);
+            g = Arithmetic.Gcd(g, b.Size);
+            if (a > 1) g = Arithmetic.Gcd(g, a);
         }
         // Every canonical plan (each buffer as low as its placed neighbours allow) has offsets and a
         // peak that are multiples of g, and every plan can be pushed down to a canonical one, so

@@ -130,12 +130,4 @@ internal static class Checked
         long rem = value % alignment;
         return rem == 0 ? value : checked(value + (alignment - rem));
     }
-
-    public static long Gcd(long a, long b)
-    {
-        while (b != 0) (a, b) = (b, a % b);
-        return Math.Abs(a);
-    }
-
-    public static long Lcm(long a, long b) => a == 0 || b == 0 ? Math.Max(a, b) : checked(a / Gcd(a, b) * b);
 }
