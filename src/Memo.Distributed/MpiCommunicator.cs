@@ -343,16 +343,19 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         WaitFor(request, "reduce-scatter");
     }
 
-    public void Barrier()
+    public void Barrier() => Barrier(_comm, "barrier");
+
+    /// <summary>A barrier over <paramref name="comm"/> (this communicator's group), through this communicator's requests and deadline.</summary>
+    private void Barrier(int comm, string what)
     {
         CommRequest request;
         lock (MpiLock)
         {
             int slot = Reserve(1);
-            Started(MpiNative.MPI_Ibarrier(_comm, &_requests[slot]), slot, 1, "barrier");
+            Started(MpiNative.MPI_Ibarrier(comm, &_requests[slot]), slot, 1, what);
             request = Posted(slot, 1);
         }
-        WaitFor(request, "barrier");
+        WaitFor(request, what);
     }
 
     /// <summary>Releases the slots and throws when starting a collective failed. Called under <see cref="MpiLock"/>.</summary>
@@ -469,6 +472,17 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     /// </summary>
     public void Close(int exitCodeIfFinalizeHangs)
     {
+        if (_isWorld && !_disposed && !Failed)
+        {
+            try
+            {
+                Barrier(_closeComm, "the barrier before MPI_Finalize");
+            }
+            catch (CommunicatorException e)
+            {
+                Console.Error.WriteLine($"memo: {e.Message}; exiting without MPI_Finalize"); // Failed is set: no MPI_Finalize below
+            }
+        }
         lock (MpiLock)
         {
             if (_disposed) return;
@@ -485,7 +499,6 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             lock (MpiLock) MpiNative.MPI_Comm_free(&c);
             return;
         }
-        if (!EveryRankFinished()) return;
         lock (MpiLock)
         {
             int finalized;
@@ -497,38 +510,5 @@ public sealed unsafe class MpiCommunicator : ICommunicator
                 MpiNative.MPI_Finalize();
             }
         }
-    }
-
-    /// <summary>
-    /// The barrier before MPI_Finalize, on <see cref="_closeComm"/> (no collective of the run can match it),
-    /// polled against <see cref="Timeout"/>. False, with <see cref="Failed"/> set, when a rank never came.
-    /// </summary>
-    private bool EveryRankFinished()
-    {
-        int request, flag = 0;
-        lock (MpiLock)
-        {
-            if (MpiNative.MPI_Ibarrier(_closeComm, &request) != MpiNative.Success)
-            {
-                Failed = true;
-                return false;
-            }
-        }
-        long deadline = Stopwatch.GetTimestamp() + (long)(Timeout.TotalSeconds * Stopwatch.Frequency);
-        while (true)
-        {
-            int rc;
-            lock (MpiLock) rc = MpiNative.MPI_Testall(1, &request, &flag, MpiNative.StatusesIgnore);
-            if (rc != MpiNative.Success) break;
-            if (flag != 0) return true;
-            if (Stopwatch.GetTimestamp() > deadline)
-            {
-                Console.Error.WriteLine($"memo: rank {Rank} of {Size}: the other ranks did not finish within {Timeout.TotalSeconds:0.#} s of this one; exiting without MPI_Finalize");
-                break;
-            }
-            Thread.Sleep(1);
-        }
-        Failed = true;
-        return false;
     }
 }
