@@ -50,7 +50,6 @@ internal sealed class ParallelRun : IDisposable
         var world = MpiCommunicator.World(TimeSpan.FromSeconds(timeoutSeconds));
         _world = world;
         var run = new ParallelRun(ParallelGroups.Create(world, cp));
-        if (!run.IsRoot) Mute();
         _peerStopped = System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)SigUsr1, c =>
         {
             c.Cancel = true;
@@ -106,8 +105,9 @@ internal sealed class ParallelRun : IDisposable
     }
 
     /// <summary>
-    /// Silences this process's console when it is a rank other than 0 of an MPI job, from a command's first line: a
-    /// --dry-run or a tokenizer message comes once, from rank 0, also where no rank joins MPI.
+    /// Silences this process's console when it is a rank other than 0 of an MPI job (<see cref="Program.Main"/> calls it
+    /// before parsing): parse errors, bad input, a --dry-run or a tokenizer message come once, from rank 0, also where no
+    /// rank joins MPI. Failures of one rank alone (a peer lost, an I/O error) <see cref="Unmute"/> first.
     /// </summary>
     public static void MuteOtherRanks()
     {

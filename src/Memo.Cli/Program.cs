@@ -12,6 +12,7 @@ public static class Program
     {
         var root = new RootCommand("Memo: train transformer language models on very long sequences when accelerator memory is the limit.");
         foreach (var command in Commands()) root.Subcommands.Add(command);
+        ParallelRun.MuteOtherRanks();
         int code = Run(root, args);
         Memo.Cli.Commands.LaunchCommand.Record($"rank-{Memo.Cli.Commands.LaunchCommand.RankNumber}.exit", code.ToString(System.Globalization.CultureInfo.InvariantCulture));
         ParallelRun.Shutdown(code);
@@ -46,8 +47,8 @@ public static class Program
         }
         catch (MemoException e)
         {
-            // Bad input is the same on every rank of an MPI job: rank 0 says it once.
-            if (!ParallelRun.IsOtherRank) Console.Error.WriteLine($"memo: {CliErrors.Describe(e)}");
+            // Bad input is the same on every rank of an MPI job: rank 0 says it once (the others are muted).
+            Console.Error.WriteLine($"memo: {CliErrors.Describe(e)}");
             return e.ExitCode;
         }
         catch (Memo.Distributed.CommunicatorException e)

@@ -125,6 +125,7 @@ public sealed unsafe class ContextParallelBackend : IBackend
     private void FillRope(long localSeq, float* cos, float* sin)
     {
         if (_ropeFreq is null) throw new InvalidOperationException("RoPE before its table: the model calls RopeTable first");
+        if (localSeq > _maxLocal) throw new InvalidOperationException($"RoPE for {localSeq} rows per sequence, but the model's table holds {_maxLocal}");
         var zz = ZigZag.Create(checked(localSeq * _ring.Size), _ring.Size);
         long half = _ropeFreq.Length, rows = zz.SeqLen;
         using var global = new NativeBuffer(checked(2 * rows * half * sizeof(float)));

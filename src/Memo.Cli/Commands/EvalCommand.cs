@@ -57,7 +57,6 @@ internal static class EvalCommand
     private static unsafe int Run(string dir, string dataPath, long seqLong, int batch, string? gradsPath, bool json, string backendName,
         int cp, Memo.Model.Memory.MemoryOptions memory, double commTimeout)
     {
-        ParallelRun.MuteOtherRanks();
         if (batch < 1) throw new MemoException($"--batch must be at least 1 (got {batch})");
         if (seqLong < 1 || seqLong > int.MaxValue) throw new MemoException($"--seq must be between 1 and {int.MaxValue} (got {seqLong})");
         int seq = (int)seqLong;

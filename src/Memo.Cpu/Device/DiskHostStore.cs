@@ -309,7 +309,7 @@ public sealed unsafe class DiskHostStore : IHostStore
     /// <summary>Opens a fresh file in the directory and unlinks it at once, so nothing is left behind whatever happens.</summary>
     private static int OpenUnlinked(string directory, bool direct, out string path, out string mode)
     {
-        new HostStoreSpec { DiskDirectory = directory }.CheckDirectory();
+        HostStoreSpec.CheckDirectory(directory);
         path = Path.Combine(directory, string.Create(CultureInfo.InvariantCulture, $".memo-store-{Environment.ProcessId}-{Guid.NewGuid():N}.tmp"));
         const int flags = LinuxFile.O_RDWR | LinuxFile.O_CREAT | LinuxFile.O_EXCL | LinuxFile.O_CLOEXEC;
         mode = "buffered (O_DIRECT not requested), pages dropped with posix_fadvise(DONTNEED)";

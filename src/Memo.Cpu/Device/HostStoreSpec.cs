@@ -32,10 +32,10 @@ public sealed record HostStoreSpec
         throw new MemoException($"--host-store: '{text}' is not a store; use memory, disk, or disk:DIR (a directory on the disk to swap to)");
     }
 
-    /// <summary>One-line error unless the disk tier's directory exists and is a directory (nothing to check for <c>memory</c>).</summary>
-    public void CheckDirectory()
+    /// <summary>One-line error unless the disk tier's directory <paramref name="dir"/> exists and is a directory (null, for <c>memory</c>: nothing to check).</summary>
+    public static void CheckDirectory(string? dir)
     {
-        if (DiskDirectory is not { } dir || System.IO.Directory.Exists(dir)) return;
+        if (dir is null || System.IO.Directory.Exists(dir)) return;
         if (File.Exists(dir))
             throw new MemoException($"--host-store disk:{dir}: {dir} is a file, not a directory; pass --host-store disk:DIR with a directory on the disk to swap to");
         throw new MemoException($"disk store directory {dir} does not exist; create it or pass --host-store disk:DIR with an existing directory");

@@ -211,7 +211,7 @@ internal static class TrainCommand
         var store = HostStoreSpec.Parse(hostStore);
         if (store.OnDisk && p is not (PolicyKind.Swap or PolicyKind.Memo))
             throw new MemoException($"--host-store disk applies to --policy swap or memo (got --policy {policy}: it swaps nothing)");
-        store.CheckDirectory();
+        HostStoreSpec.CheckDirectory(store.DiskDirectory);
         return new MemoryOptions { Policy = p, Alpha = a, Alphas = perLayer, DeviceBudget = d, HostBudget = h, Poison = poison, HostStore = store };
     }
 
@@ -220,7 +220,6 @@ internal static class TrainCommand
 
     internal static int Run(TrainArgs a)
     {
-        ParallelRun.MuteOtherRanks();
         Threads.Apply(a.Threads, Console.Error);
         if (a.Seed < 0) throw new MemoException($"--seed must be zero or more (got {a.Seed})");
         if (a.EvalSamples < 0) throw new MemoException($"--eval-samples must be zero or more (got {a.EvalSamples})");
